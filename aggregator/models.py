@@ -1,0 +1,155 @@
+"""The small frozen records that stages hand to each other.
+
+sources -> Document -> parse -> Entry -> clean (CleanedHtml) -> dedupe -> Article -> store
+store -> Article clusters -> dedupe.merge_cluster -> FeedItem -> render
+
+No stage passes ORM rows; only store.py knows the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """Raw bytes of one post file or one fetched page, before parsing."""
+
+    source: str
+    origin: str  # file path or URL: what messages name
+    data: bytes
+    base_url: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One parsed article, still with its raw HTML body."""
+
+    source: str
+    origin: str  # file path, or feed URL + entry index, for messages
+    key: str  # identity inside the source: guid, else canonical link, else a content hash
+    title: str  # plain text
+    link: str | None  # absolute article URL as published, may carry tracking parameters
+    published: datetime  # timezone-aware
+    updated: datetime  # timezone-aware; equals published when the source gives no update date
+    author: str | None
+    tags: tuple[str, ...]  # the entry's own tags and categories, in order, without repeats
+    content_html: str  # raw body HTML (Markdown already rendered)
+    image: str | None = None  # lead image (front matter headimg/thumbnail, enclosure)
+
+
+@dataclass(frozen=True, slots=True)
+class CleanedHtml:
+    """Result of the clean stage for one HTML body."""
+
+    html: str  # sanitized; nh3 ran last
+    text: str  # plain text of html, paragraphs separated by newlines
+    summary: str  # plain text, about 200 characters, ends with an ellipsis when cut
+    images: tuple[str, ...]  # absolute src of every kept image, in order
+    rules: tuple[str, ...]  # names of the junk rules that fired, for the audit
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """A cleaned, identified article, the unit the store keeps."""
+
+    id: str  # stable: derived from (source, key), never changes for the same story
+    source: str
+    key: str
+    title: str
+    link: str | None  # canonical URL, tracking parameters removed
+    published: datetime
+    updated: datetime
+    author: str | None
+    tags: tuple[str, ...]  # source tags + entry tags + rule tags, display names, no repeats
+    content_html: str  # cleaned
+    summary: str
+    raw_html: str  # as fetched, so a rule change can re-clean
+    content_hash: str | None  # hash of normalised text; None when the text is too short
+    image: str | None = None
+    cluster_id: str = ""  # id of the first article of its story; "" until dedupe assigns it
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Another source that carried the same story."""
+
+    source: str
+    title: str
+    link: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One story as a feed shows it: a cluster of articles merged into one item."""
+
+    id: str  # the cluster id: stable when later copies arrive
+    source: str  # the source of the representative article
+    title: str
+    link: str | None  # None: the story has no public URL, render links a local page
+    published: datetime
+    updated: datetime
+    author: str | None
+    tags: tuple[str, ...]  # union over the cluster
+    content_html: str
+    summary: str
+    image: str | None = None
+    also_reported: tuple[Provenance, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TagSummary:
+    name: str
+    slug: str
+    count: int  # stories (clusters), not articles
+    last_updated: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What the store remembers of a source between passes."""
+
+    name: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_fetch_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_result: str | None = None  # "ok", "not modified", or the error message
+    last_error: str | None = None
+    new_items: int = 0
+    error_streak: int = 0
+    next_fetch_at: datetime | None = None
+    permanent_url: str | None = None  # where a 301/308 pointed
+
+
+@dataclass(frozen=True, slots=True)
+class FeedData:
+    """One feed to render: `slug` None is the all-stories feed."""
+
+    slug: str | None
+    title: str
+    items: tuple[FeedItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSettings:
+    """What render needs from the config's `output` section."""
+
+    dir: Path
+    base_url: str  # ends with "/"
+    title: str
+    items_per_feed: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """A source as the index page shows it."""
+
+    name: str
+    kind: str  # posts | feed | page
+    enabled: bool
+    items: int  # articles stored from it
+    state: SourceState | None  # None: never fetched yet
