@@ -1,0 +1,176 @@
+"""The clean stage: strip junk from an article body, sanitize it and derive its plain text.
+
+One lxml parse, every rule applied to that tree, one serialization, then nh3 as the last and
+unconditional step: whatever fails before it, nothing leaves here that nh3 has not sanitized.
+Patterns and tables live in rules.py, per-element rules in links.py, text rules in text.py.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from html import unescape
+
+import nh3
+from lxml import etree
+from lxml.cssselect import CSSSelector
+
+from aggregator.clean import rules as cr
+from aggregator.clean.links import attribute_rule, clean_url, fix_image, fix_link
+from aggregator.clean.text import (
+    apply_text_rules,
+    drop,
+    summary,
+    text_length,
+    text_lines,
+    tidy,
+)
+from aggregator.models import CleanedHtml
+from aggregator.urls import is_web_url
+
+__all__ = ["clean_html"]
+
+_Element = etree._Element
+_NO_ATTRIBUTES: frozenset[str] = frozenset()
+_CONTAINER_RULES = frozenset(set(cr.JUNK_TOKENS.values()) | {rule for _, rule in cr.JUNK_PREFIXES})
+_SANITIZER = nh3.Cleaner(**cr.NH3_OPTIONS)
+_local = threading.local()  # lxml parsers must not be shared between threads
+
+
+def clean_html(
+    html: str,
+    base_url: str | None,
+    *,
+    drop_selectors: Sequence[str] = (),
+    drop_text: Sequence[str] = (),
+) -> CleanedHtml:
+    """Clean one article body. `base_url` resolves relative links and images (None: relative
+    images are dropped). `drop_selectors` are extra CSS selectors to remove; `drop_text` are
+    regexes: a leaf block (one holding no other block) whose text matches one is removed.
+    Raises ValueError for an invalid selector or regex, never for bad HTML."""
+    selectors, patterns = _compile(tuple(drop_selectors), tuple(drop_text))
+    if not html or html.isspace():
+        return CleanedHtml(html="", text="", summary="", images=(), rules=())
+    rules: set[str] = set()
+    try:
+        root = _parse(html)
+        if "<!--" in html:
+            rules.add("comment")  # the parser dropped them
+        for selector in selectors:
+            found = selector(root)
+            for el in found if isinstance(found, list) else []:
+                if isinstance(el, _Element) and el is not root:
+                    drop(el)
+                    rules.add("drop-selector")
+        _walk(root, base_url, rules)
+        if patterns or any(hint in html for hint in cr.CREDIT_HINTS):
+            apply_text_rules(root, patterns, rules)
+        tidy(root, rules)
+        lines = text_lines(root)
+        images = tuple(img.get("src") or "" for img in root.iter("img"))
+        safe = _SANITIZER.clean(etree.tostring(root, encoding="unicode", method="html")).strip()
+    except Exception as exc:  # any failure still ends in nh3, on the original input
+        return _fallback(html, base_url, exc)
+    return CleanedHtml(safe, "\n".join(lines), summary(lines), images, tuple(sorted(rules)))
+
+
+@lru_cache(maxsize=256)
+def _compile(
+    selectors: tuple[str, ...], patterns: tuple[str, ...]
+) -> tuple[tuple[CSSSelector, ...], tuple[re.Pattern[str], ...]]:
+    try:
+        compiled_selectors = tuple(CSSSelector(selector) for selector in selectors)
+    except Exception as exc:  # cssselect raises its own SelectorError family
+        raise ValueError(f"invalid drop selector: {exc}") from exc
+    try:
+        return compiled_selectors, tuple(re.compile(pattern) for pattern in patterns)
+    except re.error as exc:
+        raise ValueError(f"invalid drop_text pattern {exc.pattern!r}: {exc}") from exc
+
+
+def _parse(html: str) -> _Element:
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        # huge_tree: unclosed <font>/<b> runs in old CMS output nest past libxml2's default depth
+        # limit of 256, which would silently cut the article; input size is bounded upstream.
+        parser = _local.parser = etree.HTMLParser(
+            encoding="utf-8",
+            remove_comments=True,
+            remove_pis=True,
+            no_network=True,
+            collect_ids=False,
+            huge_tree=True,
+        )
+    # Bytes parse faster (lxml encodes str anyway), and control bytes never occur inside UTF-8
+    # sequences, so one translate drops them; lone surrogates become "?".
+    data = f"<html><body>{html}</body></html>".encode("utf-8", "replace")
+    body = etree.fromstring(data.translate(None, cr.CONTROL_BYTES), parser).find("body")
+    error = parser.error_log.last_error
+    if body is None or (error is not None and error.level == etree.ErrorLevels.FATAL):
+        raise ValueError(f"libxml2 gave up: {error}")  # e.g. nesting deeper than 2048
+    return body
+
+
+def _walk(root: _Element, base: str | None, rules: set[str]) -> None:
+    """One pass: junk elements dropped (their subtrees never visited), image and link URLs
+    fixed, attributes reduced to the allow-list."""
+    drops: list[_Element] = []
+    total_text = -1
+    stack = list(root)[::-1]
+    while stack:
+        el = stack.pop()
+        tag = el.tag
+        if tag in cr.PASS_TAGS:  # left for nh3 to unwrap, attributes and all
+            stack.extend(reversed(el))
+            continue
+        keys = el.keys()
+        rule = cr.DROP_TAGS.get(tag) if isinstance(tag, str) else "comment"
+        if rule is None and keys:
+            rule = attribute_rule(el)
+            if rule in _CONTAINER_RULES and (size := text_length(el)) >= cr.JUNK_MIN_CHARS:
+                total_text = text_length(root) if total_text < 0 else total_text
+                if size > total_text * cr.JUNK_MAX_SHARE:
+                    rule = None  # a wrapper of the article itself, whatever its class says
+        if rule is None and tag == "img":
+            rule = fix_image(el, base, rules)
+        elif rule is None and tag == "a":
+            rule = fix_link(el, base, rules)
+        if rule is not None:
+            rules.add(rule)
+            drops.append(el)
+            continue
+        if keys:
+            allowed = cr.ALLOWED_ATTRIBUTES.get(tag, _NO_ATTRIBUTES)
+            for name in keys:
+                if name not in allowed:
+                    del el.attrib[name]
+        stack.extend(reversed(el))
+    for el in drops:
+        drop(el)
+
+
+def _fallback(html: str, base_url: str | None, exc: Exception) -> CleanedHtml:
+    """Degraded path: nh3 alone on the original input, URLs still made absolute."""
+
+    def fix_url(tag: str, attribute: str, value: str) -> str | None:
+        if attribute not in ("href", "src"):
+            return value
+        url = clean_url(value, base_url)[0]
+        return url if url and (attribute == "href" or is_web_url(url)) else None
+
+    try:
+        safe = nh3.Cleaner(attribute_filter=fix_url, **cr.NH3_OPTIONS).clean(html).strip()
+    except Exception:  # nothing unsanitized may leave, so nothing at all
+        safe = ""
+    try:
+        root = _parse(safe)
+        lines = text_lines(root)
+        images = tuple(src for img in root.iter("img") if is_web_url(src := img.get("src") or ""))
+    except Exception:  # libxml2 gave up on it too: the text without its structure
+        lines = [" ".join(unescape(nh3.clean(safe, tags=set())).split())] if safe else []
+        images = ()
+    return CleanedHtml(
+        safe, "\n".join(lines), summary(lines), images, (f"error:{type(exc).__name__}",)
+    )

@@ -1,0 +1,130 @@
+"""Per-element rules of the clean stage: junk by class and id, images and links fixed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from lxml import etree
+
+from aggregator.clean import rules as cr
+from aggregator.urls import (
+    absolute_url,
+    is_tracking_parameter,
+    is_web_url,
+    remove_tracking_parameters,
+)
+
+_Element = etree._Element
+
+
+def attribute_rule(el: _Element) -> str | None:
+    if el.get("hidden") is not None or (el.get("aria-hidden") or "").strip().lower() == "true":
+        return "hidden"
+    style = el.get("style")
+    if style and cr.HIDDEN_STYLE.search(style.lower()):
+        return "hidden"
+    for name in ("class", "id"):  # looked up apart: ids are often unique, classes repeat
+        if (value := el.get(name)) and (rule := junk_rule(value)):
+            return rule
+    return None
+
+
+@lru_cache(maxsize=8192)
+def junk_rule(value: str) -> str | None:
+    """Rule for class and id names: whole names first, then their word tokens (split on
+    punctuation and camelCase), so `header`, `shadow` or `download` never read as `ad`."""
+    tokens: list[str] = []
+    for name in value.split():
+        lowered = name.lower()
+        if lowered in cr.HIDDEN_CLASSES:
+            return "hidden"
+        if not lowered.startswith(cr.IGNORED_CLASS_PREFIXES):
+            tokens.extend(token.lower() for token in cr.CLASS_TOKEN.findall(name))
+    for token in tokens:
+        if (rule := cr.JUNK_TOKENS.get(token)) is not None:
+            return rule
+        for prefix, prefixed_rule in cr.JUNK_PREFIXES:
+            if token.startswith(prefix):
+                return prefixed_rule
+    for sequence, rule in cr.JUNK_SEQUENCES:
+        size = len(sequence)
+        if any(tuple(tokens[i : i + size]) == sequence for i in range(len(tokens) - size + 1)):
+            return rule
+    return None
+
+
+def fix_image(img: _Element, base: str | None, rules: set[str]) -> str | None:
+    """Resolve lazy loading and make src absolute; returns the rule name if the image must go."""
+    for size in (img.get("width"), img.get("height")):
+        match = cr.LEADING_INT.match(size) if size else None
+        if match and int(match.group(1)) <= cr.TRACKING_PIXEL_MAX_SIZE:
+            return "tracking-pixel"
+    src = (img.get("src") or "").strip()
+    chosen = first_url(img, cr.LAZY_SRC_ATTRIBUTES, cr.LAZY_SRCSET_ATTRIBUTES)
+    if not chosen or chosen == src:
+        chosen = src
+        name = src.partition("?")[0].rpartition("/")[2].lower()
+        if not src or src.startswith(("data:", "about:")) or cr.PLACEHOLDER_NAME.search(name):
+            chosen = first_url(img, (), ("srcset",)) or src
+    if chosen != src:
+        rules.add("lazy-image")
+    url, tracked = clean_url(chosen, base)
+    if url is None or not is_web_url(url):
+        relative = base is None and chosen and not cr.URL_SCHEME.match(chosen)
+        return "relative-image-dropped" if relative else "bad-image-src"
+    if any(part in url.lower() for part in cr.TRACKER_URL_PARTS):
+        return "tracking-pixel"
+    if tracked:
+        rules.add("tracking-parameter")
+    img.set("src", url)
+    return None
+
+
+def first_url(el: _Element, plain: Sequence[str], srcsets: Sequence[str]) -> str:
+    """First non-empty URL attribute; from a srcset, its first candidate."""
+    for name in (*plain, *srcsets):
+        value = (el.get(name) or "").strip()
+        if value:
+            return value.split(None, 1)[0].rstrip(",") if name in srcsets else value
+    return ""
+
+
+def fix_link(a: _Element, base: str | None, rules: set[str]) -> str | None:
+    href = a.get("href")
+    if href is None:
+        return None
+    try:
+        url = absolute_url(href, base) if href.strip() else ""
+        parts = urlsplit(url)  # lowercases the scheme, drops tabs/newlines like browsers
+    except ValueError:
+        url = ""
+    if not url or (parts.scheme and parts.scheme not in cr.URL_SCHEMES):
+        del a.attrib["href"]
+        rules.add("unsafe-link")
+        return None
+    if (parts.hostname or "").startswith("subscribe.") or cr.PAYWALL_PATH.search(parts.path):
+        return "paywall-link"
+    url, tracked = strip_tracking(url)
+    if tracked:
+        rules.add("tracking-parameter")
+    a.set("href", url)
+    return None
+
+
+def clean_url(url: str, base: str | None) -> tuple[str | None, bool]:
+    """Absolute, tracking-free `url` (None when unusable), and whether parameters went."""
+    try:
+        return strip_tracking(absolute_url(url, base)) if url else (None, False)
+    except ValueError:  # e.g. a malformed IPv6 host
+        return None, False
+
+
+def strip_tracking(url: str) -> tuple[str, bool]:
+    query = url.partition("?")[2].partition("#")[0]
+    names = (pair.partition("=")[0] for pair in query.split("&")) if query else ()
+    if "%" not in query and not any(map(is_tracking_parameter, names)):
+        return url, False  # the common case, without a parse_qsl/urlencode round trip
+    cleaned = remove_tracking_parameters(url)
+    return cleaned, cleaned != url
