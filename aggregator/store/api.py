@@ -1,0 +1,125 @@
+"""Store: the one door to the database. Records of models.py in, records out; never ORM rows."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from alembic import command
+from alembic.config import Config
+from alembic.util import CommandError
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from aggregator.errors import StoreError
+from aggregator.models import Article, SourceState, TagSummary
+from aggregator.store import reads, writes
+from aggregator.store.engine import (
+    describe,
+    make_engine,
+    parse_url,
+    read_transaction,
+    store_errors,
+    write_transaction,
+)
+from aggregator.store.writes import SaveResult
+
+MIGRATIONS = "aggregator:migrations"
+# pg_advisory_xact_lock key serialising migrations of every aggregator on one server.
+_MIGRATION_LOCK = 0x61676772  # "aggr"
+# alembic's `context` and `op` are module-wide proxies: one migration per process at a time.
+_MIGRATING = threading.Lock()
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self._url = parse_url(url)
+        self._name = describe(self._url)
+        self._engine = make_engine(self._url)
+
+    def __repr__(self) -> str:
+        return f"Store({self._name!r})"
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision; a no-op when it is there already.
+
+        All revisions run in one transaction that first takes a lock (BEGIN IMMEDIATE on
+        SQLite, an advisory lock on PostgreSQL), so a second process starting at the same
+        moment waits, then finds the schema current.
+        """
+        config = Config()
+        config.set_main_option("script_location", MIGRATIONS)
+        with _MIGRATING, self._writing("migrating") as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            config.attributes["connection"] = conn
+            try:
+                command.upgrade(config, "head")
+            except CommandError as error:
+                # e.g. the database was migrated by a newer aggregator than this one
+                raise StoreError(f"{self._name}: migrating: {error}") from error
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[Connection]:
+        with store_errors(f"{self._name}: {what}"), write_transaction(self._engine) as conn:
+            yield conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with store_errors(f"{self._name}: reading"), read_transaction(self._engine) as conn:
+            yield conn
+
+    def find_clusters(
+        self, canonical_urls: Collection[str], content_hashes: Collection[str]
+    ) -> dict[str, str]:
+        with self._reading() as conn:
+            return reads.find_clusters(conn, canonical_urls, content_hashes)
+
+    def save_articles(
+        self, source: str, articles: Sequence[Article], state: SourceState
+    ) -> SaveResult:
+        strangers = sorted({article.source for article in articles} - {source})
+        if strangers or state.name != source:
+            raise ValueError(
+                f"save_articles({source!r}) got articles of {strangers} and state {state.name!r}"
+            )
+        now = datetime.now(UTC)
+        with self._writing(f"saving {source}") as conn:
+            return writes.save_articles(conn, articles, state, now)
+
+    def save_state(self, state: SourceState) -> None:
+        with self._writing(f"saving the state of {state.name}") as conn:
+            writes.save_state(conn, state)
+
+    def source_state(self, name: str) -> SourceState | None:
+        with self._reading() as conn:
+            return reads.source_state(conn, name)
+
+    def source_states(self) -> list[SourceState]:
+        with self._reading() as conn:
+            return reads.source_states(conn)
+
+    def source_item_counts(self) -> dict[str, int]:
+        with self._reading() as conn:
+            return reads.source_item_counts(conn)
+
+    def article_count(self) -> int:
+        with self._reading() as conn:
+            return reads.article_count(conn)
+
+    def tag_summaries(self) -> list[TagSummary]:
+        with self._reading() as conn:
+            return reads.tag_summaries(conn)
+
+    def clusters(self, tag_slug: str | None, limit: int) -> list[tuple[Article, ...]]:
+        with self._reading() as conn:
+            return reads.clusters(conn, tag_slug, limit)
+
+    def article(self, article_id: str) -> Article | None:
+        with self._reading() as conn:
+            return reads.article(conn, article_id)

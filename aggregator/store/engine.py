@@ -1,0 +1,109 @@
+"""Engines and transactions: SQLite pragmas, BEGIN IMMEDIATE for writes, errors as StoreError."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from aggregator.errors import StoreError
+
+BUSY_TIMEOUT_MS = 5000
+# Execution option marking a connection whose transaction will write.
+_WRITE_OPTION = "aggregator_write"
+_SQLITE_PRAGMAS = (
+    # busy_timeout first: switching to WAL needs a lock another process may hold.
+    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = NORMAL",
+)
+
+
+def describe(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def parse_url(url: str) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError as error:
+        raise StoreError(f"invalid store URL {url!r}: {error}") from error
+
+
+def make_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        _create_parent_folder(url)
+    try:
+        engine = create_engine(url, pool_pre_ping=url.get_backend_name() != "sqlite")
+    except (ArgumentError, ImportError) as error:
+        raise StoreError(f"cannot open store {describe(url)}: {error}") from error
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _create_parent_folder(url: URL) -> None:
+    database = url.database or ""
+    if database in ("", ":memory:") or url.query.get("uri") == "true":
+        return
+    try:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"cannot create the folder of {database}: {error}") from error
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # pysqlite's own transaction handling never issues BEGIN IMMEDIATE and skips BEGIN
+    # before SELECT and DDL; _sqlite_begin takes over.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # A deferred transaction that reads and then writes cannot wait for the lock: SQLite
+    # fails it at once with "database is locked". IMMEDIATE takes the write lock up front,
+    # where busy_timeout applies.
+    immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def store_errors(what: str) -> Iterator[None]:
+    """Database failures leave the store as StoreError naming what was being done."""
+    try:
+        yield
+    except SQLAlchemyError as error:
+        detail = getattr(error, "orig", None) or error
+        raise StoreError(f"{what}: {detail}") from error
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One all-or-nothing write transaction; on SQLite it holds the write lock from BEGIN."""
+    with engine.connect() as connection:
+        connection.execution_options(**{_WRITE_OPTION: True})
+        with connection.begin():
+            yield connection
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction that sees one snapshot across all its queries."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            yield connection

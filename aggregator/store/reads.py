@@ -1,0 +1,143 @@
+"""The read side: clusters for the feeds, tag and source summaries, cluster lookups."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import distinct, func, select
+from sqlalchemy.engine import Connection
+
+from aggregator.models import Article, SourceState, TagSummary
+from aggregator.store.rows import article_from_row, state_from_row, url_hash
+from aggregator.store.tables import ARTICLE, ARTICLE_TAG, SOURCE_STATE, TAG
+from aggregator.store.writes import chunks
+
+
+def find_clusters(
+    connection: Connection, canonical_urls: Collection[str], content_hashes: Collection[str]
+) -> dict[str, str]:
+    representative = ARTICLE.alias("representative")
+    # Keyed by what was asked for: (age of the cluster, cluster id), the oldest wins.
+    best: dict[str, tuple[tuple[datetime, datetime, str], str]] = {}
+    lookups = (
+        (ARTICLE.c.link_hash, {url_hash(url): url for url in canonical_urls}),
+        (ARTICLE.c.content_hash, {value: value for value in content_hashes}),
+    )
+    for column, wanted in lookups:
+        for chunk in chunks(list(wanted)):
+            query = (
+                select(
+                    column.label("match"),
+                    ARTICLE.c.cluster_id,
+                    func.coalesce(representative.c.first_seen, ARTICLE.c.first_seen),
+                    func.coalesce(representative.c.published, ARTICLE.c.published),
+                )
+                .select_from(
+                    ARTICLE.outerjoin(representative, representative.c.id == ARTICLE.c.cluster_id)
+                )
+                .where(column.in_(chunk))
+            )
+            for match, cluster_id, first_seen, published in connection.execute(query):
+                asked = wanted[match]
+                age = (first_seen, published, cluster_id)
+                if asked not in best or age < best[asked][0]:
+                    best[asked] = (age, cluster_id)
+    return {asked: cluster_id for asked, (_, cluster_id) in best.items()}
+
+
+def clusters(connection: Connection, tag_slug: str | None, limit: int) -> list[tuple[Article, ...]]:
+    if limit <= 0:
+        return []
+    query = select(ARTICLE.c.id).where(ARTICLE.c.id == ARTICLE.c.cluster_id)
+    if tag_slug is not None:
+        # Aliased, or SQLAlchemy would correlate the subquery with the outer `article`.
+        member = ARTICLE.alias("member")
+        tagged = (
+            select(member.c.cluster_id)
+            .join(ARTICLE_TAG, ARTICLE_TAG.c.article_id == member.c.id)
+            .join(TAG, TAG.c.id == ARTICLE_TAG.c.tag_id)
+            .where(TAG.c.slug == tag_slug)
+        )
+        query = query.where(ARTICLE.c.id.in_(tagged))
+    query = query.order_by(ARTICLE.c.published.desc(), ARTICLE.c.id).limit(limit)
+    cluster_ids: list[str] = list(connection.execute(query).scalars())
+    members: dict[str, list[Article]] = defaultdict(list)
+    first_seen: dict[str, datetime] = {}
+    for chunk in chunks(cluster_ids):
+        tags = _tags(connection, ARTICLE.c.cluster_id.in_(chunk))
+        rows = connection.execute(select(ARTICLE).where(ARTICLE.c.cluster_id.in_(chunk)))
+        for row in rows.mappings():
+            members[row["cluster_id"]].append(article_from_row(row, tags.get(row["id"], ())))
+            first_seen[row["id"]] = row["first_seen"]
+
+    def member_order(article: Article) -> tuple[bool, datetime, datetime, str]:
+        is_other = article.id != article.cluster_id
+        return (is_other, first_seen[article.id], article.published, article.id)
+
+    return [tuple(sorted(members[cluster_id], key=member_order)) for cluster_id in cluster_ids]
+
+
+def article(connection: Connection, article_id: str) -> Article | None:
+    row = connection.execute(select(ARTICLE).where(ARTICLE.c.id == article_id)).mappings().first()
+    if row is None:
+        return None
+    tags = _tags(connection, ARTICLE.c.id == article_id)
+    return article_from_row(row, tags.get(article_id, ()))
+
+
+def _tags(connection: Connection, where: Any) -> Mapping[str, Sequence[str]]:
+    """Tag display names of the articles matching `where`, per article id, in saved order."""
+    query = (
+        select(ARTICLE_TAG.c.article_id, TAG.c.name)
+        .join(TAG, TAG.c.id == ARTICLE_TAG.c.tag_id)
+        .join(ARTICLE, ARTICLE.c.id == ARTICLE_TAG.c.article_id)
+        .where(where)
+        .order_by(ARTICLE_TAG.c.article_id, ARTICLE_TAG.c.position)
+    )
+    tags: dict[str, list[str]] = defaultdict(list)
+    for article_id, name in connection.execute(query):
+        tags[article_id].append(name)
+    return tags
+
+
+def tag_summaries(connection: Connection) -> list[TagSummary]:
+    query = (
+        select(
+            TAG.c.name,
+            TAG.c.slug,
+            func.count(distinct(ARTICLE.c.cluster_id)),
+            func.max(ARTICLE.c.updated),
+        )
+        .join(ARTICLE_TAG, ARTICLE_TAG.c.tag_id == TAG.c.id)
+        .join(ARTICLE, ARTICLE.c.id == ARTICLE_TAG.c.article_id)
+        .group_by(TAG.c.id, TAG.c.name, TAG.c.slug)
+    )
+    summaries = [
+        TagSummary(name=name, slug=slug, count=count, last_updated=last_updated)
+        for name, slug, count, last_updated in connection.execute(query)
+    ]
+    # Sorted here: SQLite and PostgreSQL collations order non-ASCII names differently.
+    return sorted(summaries, key=lambda summary: (summary.name, summary.slug))
+
+
+def source_state(connection: Connection, name: str) -> SourceState | None:
+    query = select(SOURCE_STATE).where(SOURCE_STATE.c.name == name)
+    row = connection.execute(query).mappings().first()
+    return None if row is None else state_from_row(row)
+
+
+def source_states(connection: Connection) -> list[SourceState]:
+    rows = connection.execute(select(SOURCE_STATE)).mappings()
+    return sorted((state_from_row(row) for row in rows), key=lambda state: state.name)
+
+
+def source_item_counts(connection: Connection) -> dict[str, int]:
+    query = select(ARTICLE.c.source, func.count()).group_by(ARTICLE.c.source)
+    return {source: count for source, count in connection.execute(query)}
+
+
+def article_count(connection: Connection) -> int:
+    return connection.execute(select(func.count()).select_from(ARTICLE)).scalar_one()

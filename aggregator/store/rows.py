@@ -1,0 +1,95 @@
+"""Conversions between the records of models.py and plain row dictionaries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from aggregator.models import Article, SourceState
+
+# Article fields that identify a row rather than describe it: never part of "changed".
+_IDENTITY = ("id", "source", "key", "cluster_id")
+_DESCRIPTIVE = tuple(field.name for field in fields(Article) if field.name not in _IDENTITY)
+STATE_FIELDS = tuple(field.name for field in fields(SourceState))
+
+
+def url_hash(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def offset_minutes(moment: datetime) -> int:
+    offset = moment.utcoffset()
+    if offset is None:
+        raise ValueError(f"naive datetime {moment.isoformat()}: the store needs aware ones")
+    return int(offset.total_seconds() // 60)
+
+
+def in_zone(moment: datetime, minutes: int) -> datetime:
+    return moment.astimezone(timezone(timedelta(minutes=minutes)))
+
+
+def signature(article: Article) -> str:
+    """A digest of everything save_articles writes for a known article."""
+    values: list[Any] = []
+    for name in _DESCRIPTIVE:
+        value = getattr(article, name)
+        values.append(value.isoformat() if isinstance(value, datetime) else value)
+    encoded = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def article_values(article: Article, first_seen: datetime) -> dict[str, Any]:
+    return {
+        "id": article.id,
+        "source": article.source,
+        "key": article.key,
+        "title": article.title,
+        "link": article.link,
+        "link_hash": url_hash(article.link) if article.link else None,
+        "content_hash": article.content_hash,
+        # dedupe always sets it; an article without one is a cluster of its own.
+        "cluster_id": article.cluster_id or article.id,
+        "published": article.published,
+        "published_offset_minutes": offset_minutes(article.published),
+        "updated": article.updated,
+        "updated_offset_minutes": offset_minutes(article.updated),
+        "author": article.author,
+        "content_html": article.content_html,
+        "raw_html": article.raw_html,
+        "summary": article.summary,
+        "image": article.image,
+        "first_seen": first_seen,
+        "signature": signature(article),
+    }
+
+
+def article_from_row(row: Mapping[Any, Any], tags: Sequence[str]) -> Article:
+    return Article(
+        id=row["id"],
+        source=row["source"],
+        key=row["key"],
+        title=row["title"],
+        link=row["link"],
+        published=in_zone(row["published"], row["published_offset_minutes"]),
+        updated=in_zone(row["updated"], row["updated_offset_minutes"]),
+        author=row["author"],
+        tags=tuple(tags),
+        content_html=row["content_html"],
+        summary=row["summary"],
+        raw_html=row["raw_html"],
+        content_hash=row["content_hash"],
+        image=row["image"],
+        cluster_id=row["cluster_id"],
+    )
+
+
+def state_values(state: SourceState) -> dict[str, Any]:
+    return {name: getattr(state, name) for name in STATE_FIELDS}
+
+
+def state_from_row(row: Mapping[Any, Any]) -> SourceState:
+    return SourceState(**{name: row[name] for name in STATE_FIELDS})

@@ -1,0 +1,119 @@
+"""The database schema, as SQLModel tables; queries use their Core `Table` handles below.
+
+migrations/versions/ holds the same schema as explicit DDL; tests compare the two.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, MetaData, Table, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out.
+
+    SQLite keeps naive ISO strings, so everything is normalised to UTC before it is written:
+    that keeps string order equal to time order. The original zone lives in separate offset
+    columns where it matters.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: the store needs aware ones")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ArticleRow(SQLModel, table=True):
+    __tablename__ = "article"
+    # The unique index leads with `source`, so it also serves per-source counts and lookups.
+    __table_args__ = (UniqueConstraint("source", "key", name="uq_article_source_key"),)
+
+    id: str = Field(primary_key=True)
+    source: str
+    key: str = Field(sa_type=Text)
+    title: str = Field(sa_type=Text)
+    link: str | None = Field(default=None, sa_type=Text)
+    # sha256 of `link`: btree entries are size-limited on PostgreSQL, URLs are not.
+    link_hash: str | None = Field(default=None, index=True)
+    content_hash: str | None = Field(default=None, index=True)
+    cluster_id: str = Field(index=True)
+    published: datetime = Field(sa_type=UTCDateTime, index=True)
+    published_offset_minutes: int
+    updated: datetime = Field(sa_type=UTCDateTime)
+    updated_offset_minutes: int
+    author: str | None = Field(default=None, sa_type=Text)
+    content_html: str = Field(sa_type=Text)
+    raw_html: str = Field(sa_type=Text)
+    summary: str = Field(sa_type=Text)
+    image: str | None = Field(default=None, sa_type=Text)
+    first_seen: datetime = Field(sa_type=UTCDateTime)
+    # Hash of every saved field but the identity ones: "changed?" is one comparison.
+    signature: str
+
+
+class TagRow(SQLModel, table=True):
+    __tablename__ = "tag"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True)
+    name: str = Field(sa_type=Text)
+
+
+class ArticleTagRow(SQLModel, table=True):
+    __tablename__ = "article_tag"
+
+    article_id: str = Field(foreign_key="article.id", primary_key=True, ondelete="CASCADE")
+    # Indexed on its own: the primary key leads with article_id, tag filters start from tags.
+    tag_id: int = Field(foreign_key="tag.id", primary_key=True, index=True, ondelete="CASCADE")
+    position: int
+
+
+class SourceStateRow(SQLModel, table=True):
+    __tablename__ = "source_state"
+
+    name: str = Field(primary_key=True)
+    etag: str | None = Field(default=None, sa_type=Text)
+    last_modified: str | None = Field(default=None, sa_type=Text)
+    last_fetch_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_result: str | None = Field(default=None, sa_type=Text)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    new_items: int = 0
+    error_streak: int = 0
+    next_fetch_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    permanent_url: str | None = Field(default=None, sa_type=Text)
+
+
+METADATA: MetaData = SQLModel.metadata
+ARTICLE: Table = METADATA.tables["article"]
+TAG: Table = METADATA.tables["tag"]
+ARTICLE_TAG: Table = METADATA.tables["article_tag"]
+SOURCE_STATE: Table = METADATA.tables["source_state"]
+
+__all__ = [
+    "ARTICLE",
+    "ARTICLE_TAG",
+    "METADATA",
+    "SOURCE_STATE",
+    "TAG",
+    "ArticleRow",
+    "ArticleTagRow",
+    "SourceStateRow",
+    "TagRow",
+    "UTCDateTime",
+]
