@@ -1,0 +1,77 @@
+"""Render stage: feeds, pages and OPML written into the output folder.
+
+Output is a pure function of the input (no clock, no random), and a file is rewritten only when
+its bytes change, so a pass that changed nothing leaves every mtime, ETag and reader cache alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aggregator.models import FeedData, FeedItem, SiteSettings, SourceHealth, TagSummary
+from aggregator.render.common import (
+    FeedPaths,
+    feed_description,
+    feed_items,
+    feed_title,
+    item_page_path,
+)
+from aggregator.render.feeds import FeedSpec, atom_bytes, json_bytes, rss_bytes
+from aggregator.render.files import OutputWriter
+from aggregator.render.pages import STYLESHEET, index_html, item_html, opml_bytes, stylesheet
+
+__all__ = ["RenderReport", "render_site"]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderReport:
+    written: tuple[Path, ...]  # files whose bytes changed (or were created)
+    unchanged: int  # files rendered but identical on disk, not touched
+
+
+def render_site(
+    site: SiteSettings,
+    feeds: Sequence[FeedData],
+    tags: Sequence[TagSummary],
+    sources: Sequence[SourceHealth],
+) -> RenderReport:
+    """Write every given feed in three formats, the local pages of stories without a link,
+    index.html and feeds.opml. Raises RenderError naming the file that could not be written."""
+    writer = OutputWriter(site.dir)
+    tags_by_slug = {tag.slug: tag for tag in tags}
+    specs: list[FeedSpec] = []
+    pages: dict[str, FeedItem] = {}
+    all_feed: FeedData | None = None
+
+    for feed in feeds:
+        items = feed_items(site, feed)
+        if feed.slug is None:
+            all_feed = FeedData(slug=None, title=feed.title, items=items)
+        title = feed_title(site, feed, tags_by_slug)
+        specs.append(
+            FeedSpec(
+                site=site,
+                paths=FeedPaths.of(feed.slug),
+                title=title,
+                description=feed_description(site, feed, title),
+                items=items,
+            )
+        )
+        for item in items:
+            if not item.link:
+                # The same story sits in several feeds; its page is written once.
+                pages.setdefault(item_page_path(item), item)
+
+    # Pages before the feeds that link to them, so a reader never follows a link to a 404.
+    for relative, item in sorted(pages.items()):
+        writer.write(relative, item_html(site, item))
+    for spec in specs:
+        writer.write(spec.paths.file("rss"), rss_bytes(spec))
+        writer.write(spec.paths.file("atom"), atom_bytes(spec))
+        writer.write(spec.paths.file("json"), json_bytes(spec))
+    writer.write(STYLESHEET, stylesheet())
+    writer.write("feeds.opml", opml_bytes(site, tags))
+    writer.write("index.html", index_html(site, all_feed, tags, sources))
+    return RenderReport(written=tuple(writer.written), unchanged=writer.unchanged)

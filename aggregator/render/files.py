@@ -1,0 +1,85 @@
+"""Writing output files so that readers and the HTTP server never see a partial file, and so that
+an unchanged file keeps its mtime (its ETag and Last-Modified stay valid for clients)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aggregator.errors import RenderError
+
+# Served files must be readable by a web server running as another user; mkstemp gives 0600.
+_FILE_MODE = 0o644
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        if path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise RenderError(f"{path}: cannot read the current file: {exc}") from exc
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; not every platform lets a directory be opened.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` in one step: a temp file in the same folder, fsynced, renamed."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise RenderError(f"{path}: cannot create a temporary file: {exc}") from exc
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, _FILE_MODE)
+        os.replace(temp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise RenderError(f"{path}: cannot write: {exc}") from exc
+    _fsync_dir(folder)
+
+
+@dataclass(slots=True)
+class OutputWriter:
+    """Writes files under one folder only when their bytes change, and remembers which did."""
+
+    root: Path
+    written: list[Path] = field(default_factory=list)
+    unchanged: int = 0
+    _seen: set[Path] = field(default_factory=set)
+
+    def write(self, relative: str, data: bytes) -> None:
+        path = self.root / relative
+        if path in self._seen:
+            # The same file produced twice in one render would make the report lie.
+            raise RenderError(f"{path}: rendered twice in one pass (duplicate feed or slug?)")
+        self._seen.add(path)
+        if _same_bytes(path, data):
+            self.unchanged += 1
+            return
+        write_atomic(path, data)
+        self.written.append(path)
