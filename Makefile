@@ -1,0 +1,39 @@
+# `make run`: create the virtualenv, install, start the daemon on config/aggregator.yaml
+#             (http://127.0.0.1:8080/).
+# `make test`: the same set-up with the test extras, then ruff, mypy and the whole test suite.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= config/aggregator.yaml
+
+.PHONY: run test lint typecheck pytest install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall whenever pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/aggregator --config $(CONFIG) run
+
+lint: install
+	$(BIN)/ruff check aggregator tests benchmarks
+	$(BIN)/ruff format --check aggregator tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy aggregator
+
+pytest: install
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) var public .mypy_cache .pytest_cache .ruff_cache
