@@ -24,11 +24,11 @@ run: install
 	$(BIN)/aggregator --config $(CONFIG) run
 
 lint: install
-	$(BIN)/ruff check aggregator tests benchmarks
-	$(BIN)/ruff format --check aggregator tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy aggregator
+	$(BIN)/mypy aggregator tests
 
 pytest: install
 	$(BIN)/pytest -q
