@@ -153,3 +153,34 @@ class SourceHealth:
     enabled: bool
     items: int  # articles stored from it
     state: SourceState | None  # None: never fetched yet
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """One conditional GET of a source's URL."""
+
+    source: str
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    timeout: float = 20.0  # seconds for the whole exchange, body included
+    max_bytes: int = 5_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What a fetch gave. Network and HTTP problems are results, never exceptions."""
+
+    source: str
+    url: str  # as requested
+    final_url: str  # after redirects
+    status: int | None  # the last HTTP status; None when no response came
+    document: Document | None = None  # the body on 200
+    not_modified: bool = False  # 304: nothing to parse
+    etag: str | None = None
+    last_modified: str | None = None
+    permanent_url: str | None = None  # where a chain of 301/308 ended
+    retry_after: datetime | None = None  # from 429/503 Retry-After, absolute
+    error: str | None = None  # None on success; otherwise a message a user understands
+    error_kind: str | None = None  # timeout | network | http | too_large | redirects | gone | ...
+    elapsed: float = 0.0  # seconds

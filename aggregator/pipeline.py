@@ -113,11 +113,7 @@ def ingest_source(
     interval = config.interval(source)
     try:
         articles, skipped = _read_articles(config, source)
-        known = store.find_clusters(
-            [article.link for article in articles if article.link],
-            [article.content_hash for article in articles if article.content_hash],
-        )
-        articles = assign_clusters(articles, known)
+        articles = cluster(store, articles)
         saved = store.save_articles(
             source.name,
             articles,
@@ -197,6 +193,15 @@ def _read_articles(config: Config, source: SourceConfig) -> tuple[list[Article],
             continue
         articles[article.id] = article
     return list(articles.values()), skipped
+
+
+def cluster(store: Store, articles: list[Article]) -> list[Article]:
+    """Put each article in the cluster of a stored or earlier copy of the same story."""
+    known = store.find_clusters(
+        [article.link for article in articles if article.link],
+        [article.content_hash for article in articles if article.content_hash],
+    )
+    return assign_clusters(articles, known)
 
 
 def publish(config: Config, store: Store) -> tuple[Path, ...]:
