@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from lxml.cssselect import CSSSelector
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -96,7 +98,25 @@ def _regex(pattern: str) -> str:
     return pattern
 
 
+def _selector(selector: str) -> str:
+    try:
+        CSSSelector(selector)
+    except Exception as error:  # cssselect raises its own SelectorError family
+        raise ValueError(f"{selector!r} is not a CSS selector: {error}") from None
+    return selector
+
+
+def _timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not a time zone; use a name like Asia/Shanghai") from None
+    return name
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+Selector = Annotated[str, AfterValidator(_selector)]
+TimeZone = Annotated[str, AfterValidator(_timezone)]
 Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 WebUrl = Annotated[str, AfterValidator(_web_url)]
 Regex = Annotated[str, AfterValidator(_regex)]
@@ -127,10 +147,13 @@ class Defaults(_Strict):
     interval: Duration = timedelta(minutes=15)
     timeout: Duration = timedelta(seconds=20)
     max_bytes: Size = 5_000_000
+    per_host: int = Field(default=2, ge=1, le=64)  # concurrent requests to one host
+    concurrency: int = Field(default=50, ge=1, le=1000)  # concurrent requests in all
+    timezone: TimeZone = "UTC"  # for dates that carry no zone
 
 
 class CleanRules(_Strict):
-    drop: tuple[str, ...] = ()  # CSS selectors
+    drop: tuple[Selector, ...] = ()
     drop_text: tuple[Regex, ...] = ()
 
 
@@ -144,7 +167,13 @@ class SourceConfig(_Strict):
     timeout: Duration | None = None
     max_bytes: Size | None = None
     enabled: bool = True
+    timezone: TimeZone | None = None
     clean: CleanRules = CleanRules()
+    # page sources: CSS selectors on the listing page and on each article page
+    selector: Selector | None = None
+    content_selector: Selector | None = None
+    title_selector: Selector | None = None
+    date_selector: Selector | None = None
 
     @model_validator(mode="after")
     def _location_fits_kind(self) -> SourceConfig:
@@ -152,6 +181,8 @@ class SourceConfig(_Strict):
             raise ValueError("a posts source needs `path` (a folder of posts)")
         if self.kind != "posts" and self.url is None:
             raise ValueError(f"a {self.kind} source needs `url`")
+        if self.kind == "page" and self.selector is None:
+            raise ValueError("a page source needs `selector` (CSS for its article links)")
         return self
 
 
@@ -171,6 +202,15 @@ class Config(_Strict):
 
     def interval(self, source: SourceConfig) -> timedelta:
         return source.interval or self.defaults.interval
+
+    def timeout(self, source: SourceConfig) -> timedelta:
+        return source.timeout or self.defaults.timeout
+
+    def max_bytes(self, source: SourceConfig) -> int:
+        return source.max_bytes or self.defaults.max_bytes
+
+    def zone(self, source: SourceConfig) -> ZoneInfo:
+        return ZoneInfo(source.timezone or self.defaults.timezone)
 
     def source(self, name: str) -> SourceConfig | None:
         return next((source for source in self.sources if source.name == name), None)
