@@ -1,0 +1,300 @@
+"""The fetch stage: one polite conditional GET per source; every failure is a result, not a raise.
+
+    Fetcher.fetch(FetchRequest) -> FetchResult
+    ├── 200          document (body bytes + Content-Type), etag, last_modified from the response
+    ├── 304          not_modified; the request's validators kept unless the 304 sends new ones
+    └── error_kind   (error holds the message a user reads in `status`)
+        ├── timeout      no complete answer within request.timeout: "timed out after 20 s"
+        ├── network      DNS, refused, reset, TLS, broken HTTP: "connection refused"
+        ├── too_large    the decoded body passed max_bytes: "body larger than 5.0 MB (limit)"
+        ├── redirects    more than 10, a loop, a non-http(s) target, a redirect without Location
+        ├── gone         410: the publisher says the feed is dead
+        ├── not_found    404
+        ├── http         any other 4xx/5xx: "HTTP 500 Internal Server Error"; 429/503 carry
+        │                retry_after (absolute) from Retry-After
+        └── invalid_url  the requested URL is not an http(s) URL httpx accepts
+
+On every result `etag` and `last_modified` are the validators to send next time, so a caller can
+store them without looking at the outcome. `permanent_url` is set when every hop of a redirect
+chain was 301/308. Nothing is cached here: every poll asks the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import socket
+import ssl
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from aggregator import __version__
+from aggregator.models import Document, FetchRequest, FetchResult
+from aggregator.urls import is_web_url
+
+USER_AGENT = f"aggregator/{__version__} (+https://github.com/aggregator/aggregator)"
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
+    "application/xml;q=0.9, text/xml;q=0.9, text/html;q=0.8, */*;q=0.5"
+)
+# httpx decodes br only when a brotli package is importable; never advertise what we cannot read.
+_HAS_BROTLI = any(importlib.util.find_spec(name) for name in ("brotli", "brotlicffi"))
+ACCEPT_ENCODING = "gzip, deflate, br" if _HAS_BROTLI else "gzip, deflate"
+MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_PERMANENT = frozenset({301, 308})
+# Small error and redirect bodies are read so the connection can be reused; larger ones are cut.
+_DRAIN_LIMIT = 65_536
+
+
+@dataclass
+class _Chain:
+    """The redirect chain walked so far, and the time spent holding connection slots."""
+
+    urls: list[str]
+    permanent: bool = True
+    status: int | None = None
+    spent: float = 0.0
+    redirects: int = 0
+
+    @property
+    def url(self) -> str:
+        return self.urls[-1]
+
+
+class Fetcher:
+    """One shared HTTP client with per-host and global concurrency caps."""
+
+    def __init__(
+        self,
+        *,
+        per_host: int = 2,
+        total: int = 50,
+        transport: httpx.AsyncBaseTransport | None = None,
+        user_agent: str = USER_AGENT,
+    ) -> None:
+        self._per_host = per_host
+        self._total = asyncio.Semaphore(total)
+        # httpx limits are pool-wide; politeness towards one host needs its own semaphore.
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        headers = {"User-Agent": user_agent, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING}
+        # Built here, connects lazily; __aexit__ closes it.
+        self._client = httpx.AsyncClient(
+            http2=True,
+            follow_redirects=False,  # our own loop caps, checks schemes, detects loops
+            transport=transport,
+            limits=httpx.Limits(max_connections=total, max_keepalive_connections=total),
+            headers=headers,
+        )
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._client.aclose()
+
+    async def fetch(self, request: FetchRequest) -> FetchResult:
+        """Conditional GET with at most 10 redirects; network/HTTP/body problems never raise."""
+        started = time.monotonic()
+        chain = _Chain([request.url])
+        try:
+            result = await self._walk(request, chain)
+        except (TimeoutError, httpx.TimeoutException):
+            message = f"timed out after {request.timeout:g} s"
+            result = _failed(request, chain, "timeout", message)
+        except httpx.InvalidURL as exc:
+            result = _failed(request, chain, "invalid_url", f"invalid URL {chain.url}: {exc}")
+        except (httpx.HTTPError, OSError) as exc:
+            result = _failed(request, chain, *_describe(exc))
+        return replace(result, elapsed=time.monotonic() - started)
+
+    async def _walk(self, request: FetchRequest, chain: _Chain) -> FetchResult:
+        if not is_web_url(request.url):
+            return _failed(request, chain, "invalid_url", f"not an http(s) URL: {request.url}")
+        chain.urls[0] = str(httpx.URL(request.url))
+        while True:
+            # Only time holding slots counts: queueing behind our own caps is not the server.
+            remaining = request.timeout - chain.spent
+            if remaining <= 0:
+                raise TimeoutError
+            async with self._slot(chain.url):
+                hop_started = time.monotonic()
+                try:
+                    async with asyncio.timeout(remaining):
+                        result = await self._hop(request, chain)
+                finally:
+                    chain.spent += time.monotonic() - hop_started
+            if result is not None:
+                return result
+
+    @asynccontextmanager
+    async def _slot(self, url: str) -> AsyncIterator[None]:
+        parsed = httpx.URL(url)
+        key = f"{parsed.host.lower()}:{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
+        host = self._hosts.setdefault(key, asyncio.Semaphore(self._per_host))
+        # Host first: a request queued for a busy host must not sit on a global slot.
+        async with host, self._total:
+            yield
+
+    async def _hop(self, request: FetchRequest, chain: _Chain) -> FetchResult | None:
+        """One request of the chain: a result, or None after appending the redirect target."""
+        t = request.timeout
+        timeout = httpx.Timeout(connect=min(10.0, t), read=t, write=t, pool=t)
+        validators = {"If-None-Match": request.etag, "If-Modified-Since": request.last_modified}
+        # A stored validator that cannot travel in a header is dropped, not a crash.
+        headers = {k: v for k, v in validators.items() if v and v.isascii() and v.isprintable()}
+        get = self._client.build_request("GET", chain.url, headers=headers, timeout=timeout)
+        try:
+            rsp = await self._client.send(get, stream=True)
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+            # A kept-alive connection closed under us before any answer, by the server or by
+            # httpcore's own pool (encode/httpcore#1110): a GET is safe to send once more.
+            rsp = await self._client.send(get, stream=True)
+        try:
+            status = chain.status = rsp.status_code
+            if status in _REDIRECTS:
+                await _drain(rsp)
+                return _follow(request, chain, rsp)
+            permanent = chain.url if chain.redirects and chain.permanent else None
+            if status == 304:
+                return replace(
+                    _result(request, chain),
+                    not_modified=True,
+                    etag=rsp.headers.get("etag") or request.etag,
+                    last_modified=rsp.headers.get("last-modified") or request.last_modified,
+                    permanent_url=permanent,
+                )
+            if 200 <= status < 300:
+                result = await _read_body(request, chain, rsp)
+                return replace(result, permanent_url=permanent)
+            await _drain(rsp)
+            kind = {404: "not_found", 410: "gone"}.get(status, "http")
+            retry = _retry_after(rsp.headers.get("retry-after")) if status in (429, 503) else None
+            # The standard phrase, not the server's: some say "OK" on a 500.
+            reason = httpx.codes.get_reason_phrase(status) or rsp.reason_phrase
+            failed = _failed(request, chain, kind, f"HTTP {status} {reason}".strip())
+            return replace(failed, retry_after=retry, permanent_url=permanent)
+        finally:
+            await rsp.aclose()
+
+
+def _follow(request: FetchRequest, chain: _Chain, rsp: httpx.Response) -> FetchResult | None:
+    status = rsp.status_code
+    location = rsp.headers.get("location")
+    if not location:
+        return _failed(request, chain, "redirects", f"HTTP {status} without a Location header")
+    target = str(rsp.url.join(location.strip()))
+    if not is_web_url(target):
+        return _failed(request, chain, "redirects", f"redirect to a non-http(s) URL: {target}")
+    if target in chain.urls:
+        loop = " -> ".join([*chain.urls, target])
+        return _failed(request, chain, "redirects", f"redirect loop: {loop}")
+    if chain.redirects >= MAX_REDIRECTS:
+        message = f"more than {MAX_REDIRECTS} redirects: {chain.urls[0]} -> ... -> {target}"
+        return _failed(request, chain, "redirects", message)
+    chain.redirects += 1
+    chain.permanent = chain.permanent and status in _PERMANENT
+    chain.urls.append(target)
+    return None
+
+
+async def _read_body(request: FetchRequest, chain: _Chain, rsp: httpx.Response) -> FetchResult:
+    limit = request.max_bytes
+    too_large = f"body larger than {limit / 1_000_000:.1f} MB (limit)"
+    declared = rsp.headers.get("content-length", "").strip()
+    # An encoded length over the limit means a decoded body over it too: refuse unread.
+    if declared.isdigit() and int(declared) > limit:
+        return _failed(request, chain, "too_large", too_large)
+    body = bytearray()
+    async for chunk in rsp.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            # Leaving the stream closes the connection; the rest is never downloaded.
+            return _failed(request, chain, "too_large", too_large)
+    document = Document(
+        source=request.source,
+        origin=chain.url,
+        data=bytes(body),
+        base_url=chain.url,
+        content_type=rsp.headers.get("content-type"),
+    )
+    etag, last_modified = rsp.headers.get("etag"), rsp.headers.get("last-modified")
+    return replace(
+        _result(request, chain), document=document, etag=etag, last_modified=last_modified
+    )
+
+
+async def _drain(rsp: httpx.Response) -> None:
+    if rsp.is_stream_consumed:  # a response built in memory (MockTransport)
+        return
+    read = 0
+    async for chunk in rsp.aiter_raw():
+        read += len(chunk)
+        if read > _DRAIN_LIMIT:
+            return
+
+
+def _result(request: FetchRequest, chain: _Chain) -> FetchResult:
+    """The fields every outcome shares; the validators default to the request's."""
+    return FetchResult(
+        source=request.source,
+        url=request.url,
+        final_url=chain.url,
+        status=chain.status,
+        etag=request.etag,
+        last_modified=request.last_modified,
+    )
+
+
+def _failed(request: FetchRequest, chain: _Chain, kind: str, message: str) -> FetchResult:
+    return replace(_result(request, chain), error=message, error_kind=kind)
+
+
+def _retry_after(value: str | None) -> datetime | None:
+    """Retry-After as an absolute aware time: delta-seconds or an HTTP-date."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return datetime.now(UTC) + timedelta(seconds=int(value))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, what it was raised from or during (httpcore hides the OSError in
+    __context__), and the members of any exception group."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if id(current) not in seen:
+            seen.add(id(current))
+            yield current
+            if isinstance(current, BaseExceptionGroup):
+                pending.extend(current.exceptions)
+            pending.extend(e for e in (current.__context__, current.__cause__) if e is not None)
+
+
+def _describe(exc: httpx.HTTPError | OSError) -> tuple[str, str]:
+    """A short error kind and message a user understands, from the root cause."""
+    if isinstance(exc, httpx.DecodingError):
+        return "http", f"body could not be decoded: {exc}"
+    for cause in _causes(exc):
+        if isinstance(cause, ConnectionRefusedError):
+            return "network", "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return "network", f"host not found ({cause.strerror})"
+        if isinstance(cause, ssl.SSLError):  # verify_message: "certificate has expired"
+            return "network", f"TLS error: {getattr(cause, 'verify_message', '') or cause.reason}"
+        if isinstance(cause, ConnectionResetError):
+            return "network", "connection reset by the server"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "network", f"the server broke HTTP: {exc or 'connection closed early'}"
+    return "network", str(exc) or f"connection lost ({type(exc).__name__})"
