@@ -1,4 +1,4 @@
-"""The parse stage: raw documents become Entries.
+"""Post files.
 
 `parse_post` reads a Jekyll-style post: YAML front matter between `---` lines, then an HTML or
 Markdown body. It strips what the archiver that produced the sample posts left behind (a

@@ -1,0 +1,241 @@
+"""What every feed format shares: dates, plain text, and the rules that turn a raw entry into an
+Entry, so the lxml, feedparser and JSON paths cannot drift apart."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from email.utils import parsedate_to_datetime
+
+from dateutil import parser as date_parser
+from lxml import etree
+from lxml import html as lxml_html
+
+from aggregator.errors import EntryError
+from aggregator.models import Entry
+from aggregator.urls import canonical_url, is_web_url
+
+_TAG = re.compile(r"<[A-Za-z/!]")
+# An attribute value that is neither absolute, protocol-relative, a fragment nor empty. Searching
+# for the `=` first and checking the name after is ten times faster than one regex with names.
+_RELATIVE_VALUE = re.compile(r"""=\s*["']?(?![a-zA-Z][a-zA-Z0-9+.-]*:|//|#|["'])""")
+_LINK_ATTRIBUTES = ("href", "src", "poster")
+# ASCII whitespace and no-break spaces only: an ideographic space (U+3000) is typography in a
+# CJK title and stays byte-exact.
+_SPACES = re.compile(r"[ \t\n\r\f\v\u00a0]+")
+_RFC822 = re.compile(r"(?:[A-Za-z]{3},?\s*)?\d{1,2}\s+[A-Za-z]{3,9}\s+\d{2,4}\s+\d{1,2}:\d{2}")
+_ZONE_NAME = re.compile(r"\s([A-Za-z]{2,5})$")
+# "GMT+8", "UTC+08:00": dateutil would read the sign the POSIX way, backwards.
+_GMT_OFFSET = re.compile(r"\s(?:GMT|UTC)\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.I)
+_CJK_DATE = re.compile(
+    r"(\d{4})\s*[年/.-]\s*(\d{1,2})\s*[月/.-]\s*(\d{1,2})\s*日?"
+    r"(?:\s*(\d{1,2})\s*[:：时]\s*(\d{1,2})(?:\s*[:：分]\s*(\d{1,2}))?)?"
+    r"(?![T\d:：])"  # never a date whose time part it could not read
+)
+# "[Asia/Shanghai]" after an RFC 9557 timestamp, "(China Standard Time)" after a JavaScript one.
+_ANNOTATION = re.compile(r"\s*(?:\[[^\]]*\]|\([^)]*\))$")
+_NO_YEAR = datetime(1, 1, 1)  # a sentinel: dateutil fills the fields a text lacks from it
+TITLE_FROM_TEXT = 80
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """What a feed gave: its entries, and one message per entry skipped or per recovery."""
+
+    title: str | None
+    link: str | None  # the site URL the feed names
+    entries: tuple[Entry, ...]
+    problems: tuple[str, ...]
+    parser: str  # "lxml" | "feedparser" | "json"
+
+
+@dataclass(slots=True)
+class RawEntry:
+    """An entry as a format reader found it, before the shared rules run."""
+
+    guid: str | None = None
+    title: str | None = None  # may hold markup and entities
+    link: str | None = None  # absolute
+    published: str | None = None  # date texts, parsed by the shared rules
+    updated: str | None = None
+    author: str | None = None
+    tags: list[str] = field(default_factory=list)
+    contents: list[str] = field(default_factory=list)  # HTML bodies; the fullest one wins
+    image: str | None = None
+
+
+def plain_text(value: str | None) -> str:
+    """Markup stripped, entities decoded, ASCII whitespace collapsed; CJK left byte-exact."""
+    if not value:
+        return ""
+    value = html_text(value) if _TAG.search(value) else html.unescape(value)
+    return _SPACES.sub(" ", value).strip()
+
+
+def html_text(fragment: str) -> str:
+    """Text of an HTML fragment; "" when there is none."""
+    if not fragment.strip():
+        return ""
+    try:
+        root = lxml_html.fragment_fromstring(fragment, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return html.unescape(fragment)
+    return str(root.text_content())
+
+
+def text_to_html(text: str) -> str:
+    """A plain-text body as HTML paragraphs, blank lines separating them."""
+    paragraphs = (part.strip() for part in re.split(r"\n\s*\n", text.strip()))
+    return "".join(f"<p>{html.escape(part, quote=False)}</p>" for part in paragraphs if part)
+
+
+def absolutize_html(fragment: str, base: str | None) -> str:
+    """Relative href/src made absolute; untouched (and unparsed) when there is none."""
+    if not base or not _has_relative_link(fragment):
+        return fragment
+    try:
+        root = lxml_html.fragment_fromstring(fragment, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return fragment
+    root.make_links_absolute(base, resolve_base_href=False, handle_failures="ignore")
+    inner = "".join(lxml_html.tostring(child, encoding="unicode") for child in root)
+    return html.escape(root.text or "", quote=False) + inner
+
+
+def _has_relative_link(fragment: str) -> bool:
+    for match in _RELATIVE_VALUE.finditer(fragment):
+        name = fragment[max(0, match.start() - 8) : match.start()].rstrip().lower()
+        if name.endswith(_LINK_ATTRIBUTES):
+            return True
+    return False
+
+
+def author_name(value: str | None) -> str | None:
+    """`jane@example.org (Jane Doe)` -> Jane Doe; a bare address stays, having nothing better."""
+    text = plain_text(value)
+    name = re.sub(r"\S+@\S+\.\w+", "", text).replace("()", "").replace("<>", "").strip()
+    name = name.removeprefix("(").removesuffix(")").strip()
+    return name or text or None
+
+
+def string_or_none(value: object) -> str | None:
+    """A JSON or JSON-LD value that should be a string: stripped, or None."""
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def unique(values: Iterable[str | None]) -> tuple[str, ...]:
+    found: dict[str, None] = {}
+    for value in values:
+        name = plain_text(value)
+        if name:
+            found.setdefault(name, None)
+    return tuple(found)
+
+
+def parse_date(text: str | None, default_zone: tzinfo) -> datetime | None:
+    """ISO 8601/RFC 3339, RFC 822 or a CJK `2024年1月5日 10:00`; None when it is no date.
+
+    RFC 822 zone names mean what that RFC says (CST is -06:00), except a name the source's
+    configured zone itself uses at that moment: with Asia/Shanghai configured, CST is +08:00.
+    An unknown zone name counts as no zone; no zone means the configured zone.
+    """
+    text = " ".join((text or "").split())
+    if not text:
+        return None
+    text = _ANNOTATION.sub("", text)
+    text = _GMT_OFFSET.sub(lambda m: f" {m[1]}{int(m[2]):02d}{m[3] or '00'}", text)
+    parsed = _parse(text, default_zone)
+    if parsed is None:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=default_zone)
+
+
+def _parse(text: str, default_zone: tzinfo) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace(" Z", "Z"))
+    except ValueError:
+        pass
+    zone = _ZONE_NAME.search(text)
+    parsed = None
+    if _RFC822.match(text):  # the email parser reads far looser texts, often wrongly
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            parsed = None
+    if parsed is not None:
+        if zone and zone.group(1).upper() == default_zone.tzname(parsed.replace(tzinfo=None)):
+            return parsed.replace(tzinfo=default_zone)
+        return parsed
+    cjk = _CJK_DATE.search(text)
+    if cjk:
+        year, month, day, hour, minute, second = (int(part or 0) for part in cjk.groups())
+        try:
+            return datetime(year, month, day, hour, minute, second)
+        except ValueError:
+            return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # dateutil warns about every zone name it does not know
+        try:
+            parsed = date_parser.parse(text, default=_NO_YEAR)
+        except (ValueError, OverflowError, TypeError):
+            return None
+    return None if parsed.year == _NO_YEAR.year else parsed
+
+
+def content_key(title: str, text: str) -> str:
+    basis = f"{title}\n{' '.join(text.split())}"
+    return "sha256:" + hashlib.sha256(basis.encode()).hexdigest()
+
+
+def build_entry(
+    raw: RawEntry,
+    *,
+    source: str,
+    origin: str,
+    feed_date: datetime | None,
+    default_zone: tzinfo,
+) -> Entry:
+    """The shared rules. Title: the entry's, else the first 80 characters of its text, else
+    "(untitled)". Dates: published, else updated, else the feed's own date; an entry with none
+    is skipped rather than dated by guess. Key: guid, else canonical link, else a content hash."""
+    content = max(raw.contents, key=len, default="").strip()
+    link = raw.link.strip() if raw.link and is_web_url(raw.link.strip()) else None
+    guid = (raw.guid or "").strip()
+    title = plain_text(raw.title)
+    text = ""
+    if not title or not (guid or link):
+        text = _SPACES.sub(" ", html_text(content)).strip()
+    if not (guid or link or text):
+        raise EntryError(origin, "no link, no guid and no content")
+    if not title:
+        title = _shorten(text) if text else "(untitled)"
+    published = parse_date(raw.published, default_zone)
+    updated = parse_date(raw.updated, default_zone)
+    published = published or updated or feed_date
+    if published is None:
+        said = raw.published or raw.updated
+        why = f"date {said!r} is not a date" if said else "no date, and the feed gives none"
+        raise EntryError(origin, why)
+    updated = max(updated or published, published)
+    return Entry(
+        source=source,
+        origin=origin,
+        key=guid or (canonical_url(link) if link else content_key(title, text)),
+        title=title,
+        link=link,
+        published=published,
+        updated=updated,
+        author=author_name(raw.author),
+        tags=unique(raw.tags),
+        content_html=content,
+        image=raw.image if raw.image and is_web_url(raw.image) else None,
+    )
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= TITLE_FROM_TEXT else text[:TITLE_FROM_TEXT].rstrip() + "…"
