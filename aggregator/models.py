@@ -71,6 +71,11 @@ class Article:
     content_hash: str | None  # hash of normalised text; None when the text is too short
     image: str | None = None
     cluster_id: str = ""  # id of the first article of its story; "" until dedupe assigns it
+    # Near-duplicate layer (dedupe.minhash): MinHash of the text's character 5-grams, and how
+    # many distinct 5-grams it has; () and 0 when the text is too short to compare.
+    minhash: tuple[int, ...] = ()
+    shingles: int = 0
+    lead_minhash: tuple[int, ...] = ()  # MinHash of the first 150 characters, for excerpts
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +128,9 @@ class SourceState:
     error_streak: int = 0
     next_fetch_at: datetime | None = None
     permanent_url: str | None = None  # where a 301/308 pointed
+    last_status: int | None = None  # HTTP status of the last fetch
+    failing_since: datetime | None = None  # first failure of the current streak
+    disabled_reason: str | None = None  # set when the source must not be fetched again (410)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,3 +192,19 @@ class FetchResult:
     error: str | None = None  # None on success; otherwise a message a user understands
     error_kind: str | None = None  # timeout | network | http | too_large | redirects | gone | ...
     elapsed: float = 0.0  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class NearCandidate:
+    """A stored article that shares an LSH band with an article being clustered."""
+
+    article_id: str
+    source: str
+    published: datetime
+    minhash: tuple[int, ...]
+    shingles: int
+    cluster_id: str
+    # Age of its cluster (first seen, then published, of the cluster's first article): when an
+    # article matches several clusters it joins the oldest, as with exact matches.
+    cluster_first_seen: datetime
+    cluster_published: datetime

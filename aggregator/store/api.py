@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from alembic import command
 from alembic.config import Config
@@ -14,8 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from aggregator.errors import StoreError
-from aggregator.models import Article, SourceState, TagSummary
-from aggregator.store import reads, writes
+from aggregator.models import Article, NearCandidate, SourceState, TagSummary
+from aggregator.store import near, reads, writes
 from aggregator.store.engine import (
     describe,
     make_engine,
@@ -100,6 +100,11 @@ class Store:
         with self._reading() as conn:
             return reads.source_state(conn, name)
 
+    def known_keys(self, source: str, keys: Sequence[str]) -> set[str]:
+        """Which of these article keys the source already has stored."""
+        with self._reading() as conn:
+            return reads.known_keys(conn, source, keys)
+
     def source_states(self) -> list[SourceState]:
         with self._reading() as conn:
             return reads.source_states(conn)
@@ -123,3 +128,18 @@ class Store:
     def article(self, article_id: str) -> Article | None:
         with self._reading() as conn:
             return reads.article(conn, article_id)
+
+    def near_candidates(
+        self, articles: Sequence[Article], window: timedelta
+    ) -> dict[str, list[NearCandidate]]:
+        """Per article id: the stored articles its MinHash shares an LSH band with, published
+        within `window` of it (itself excepted). Articles without a signature get none."""
+        with self._reading() as conn:
+            return near.candidates(
+                conn, [article for article in articles if article.minhash], window
+            )
+
+    def shared_clusters(self, limit: int) -> list[tuple[Article, ...]]:
+        """Stories carried by more than one article, newest first, first article first."""
+        with self._reading() as conn:
+            return near.shared_clusters(conn, limit)

@@ -134,6 +134,15 @@ def source_states(connection: Connection) -> list[SourceState]:
     return sorted((state_from_row(row) for row in rows), key=lambda state: state.name)
 
 
+def known_keys(connection: Connection, source: str, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):  # stay under every driver's bound-parameter limit
+        chunk = list(keys[start : start + 500])
+        query = select(ARTICLE.c.key).where(ARTICLE.c.source == source, ARTICLE.c.key.in_(chunk))
+        found.update(connection.execute(query).scalars())
+    return found
+
+
 def source_item_counts(connection: Connection) -> dict[str, int]:
     query = select(ARTICLE.c.source, func.count()).group_by(ARTICLE.c.source)
     return {source: count for source, count in connection.execute(query)}

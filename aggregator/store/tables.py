@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, LargeBinary, MetaData, Table, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -97,6 +97,38 @@ class SourceStateRow(SQLModel, table=True):
     error_streak: int = 0
     next_fetch_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     permanent_url: str | None = Field(default=None, sa_type=Text)
+    last_status: int | None = None
+    failing_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    disabled_reason: str | None = Field(default=None, sa_type=Text)
+
+
+class ArticleNearRow(SQLModel, table=True):
+    """The near-duplicate layer's view of an article: its MinHash signatures (little-endian
+    uint32: 512 bytes for the text, 128 for its lead), its 5-gram count and its date, under a
+    small integer the bands use."""
+
+    __tablename__ = "article_near"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    article_id: str = Field(foreign_key="article.id", unique=True, ondelete="CASCADE")
+    published: datetime = Field(sa_type=UTCDateTime)
+    shingles: int
+    minhash: bytes = Field(sa_type=LargeBinary)
+    lead_minhash: bytes = Field(sa_type=LargeBinary)
+
+
+class ArticleBandRow(SQLModel, table=True):
+    """The LSH index: one row per band of an article's signature (store/near.py).
+
+    The primary key is the whole row and the only index; on SQLite the table is WITHOUT ROWID,
+    so each row is stored once, in that index (about 17 bytes).
+    """
+
+    __tablename__ = "article_band"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    band_key: int = Field(sa_type=BigInteger, primary_key=True)
+    article_seq: int = Field(primary_key=True)
 
 
 METADATA: MetaData = SQLModel.metadata
@@ -104,13 +136,19 @@ ARTICLE: Table = METADATA.tables["article"]
 TAG: Table = METADATA.tables["tag"]
 ARTICLE_TAG: Table = METADATA.tables["article_tag"]
 SOURCE_STATE: Table = METADATA.tables["source_state"]
+ARTICLE_NEAR: Table = METADATA.tables["article_near"]
+ARTICLE_BAND: Table = METADATA.tables["article_band"]
 
 __all__ = [
     "ARTICLE",
+    "ARTICLE_BAND",
+    "ARTICLE_NEAR",
     "ARTICLE_TAG",
     "METADATA",
     "SOURCE_STATE",
     "TAG",
+    "ArticleBandRow",
+    "ArticleNearRow",
     "ArticleRow",
     "ArticleTagRow",
     "SourceStateRow",

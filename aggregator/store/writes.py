@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from aggregator.errors import StoreError
 from aggregator.models import Article, SourceState
+from aggregator.store import near
 from aggregator.store.rows import STATE_FIELDS, article_values, state_values
 from aggregator.store.tables import ARTICLE, ARTICLE_TAG, SOURCE_STATE, TAG
 from aggregator.tagging import slugify
@@ -76,6 +77,8 @@ def save_articles(
     if rows:
         _upsert_articles(connection, rows)
         touched = _replace_tags(connection, [unique[id_] for id_ in new + changed], changed)
+        # The near-duplicate index (store/near.py) follows the articles in the same transaction.
+        near.save(connection, [unique[id_] for id_ in new + changed])
     # Only this transaction knows how many were new; the caller's state cannot.
     save_state(connection, replace(state, new_items=len(new)))
     return SaveResult(new=tuple(new), changed=tuple(changed), touched_tags=frozenset(touched))

@@ -1,4 +1,4 @@
-"""initial schema: articles, tags, their links, source states
+"""initial schema: articles, tags, their links, source states, the near-duplicate index
 
 Revision ID: 0001
 Revises:
@@ -85,12 +85,38 @@ def upgrade() -> None:
         sa.Column("error_streak", sa.Integer(), nullable=False),
         sa.Column("next_fetch_at", _TIMESTAMP, nullable=True),
         sa.Column("permanent_url", sa.Text(), nullable=True),
+        sa.Column("last_status", sa.Integer(), nullable=True),
+        sa.Column("failing_since", _TIMESTAMP, nullable=True),
+        sa.Column("disabled_reason", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_index("ix_source_state_next_fetch_at", "source_state", ["next_fetch_at"])
 
+    # Near-duplicate layer: MinHash signatures, and the LSH bands indexing them.
+    op.create_table(
+        "article_near",
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("article_id", sa.String(), nullable=False),
+        sa.Column("published", _TIMESTAMP, nullable=False),
+        sa.Column("shingles", sa.Integer(), nullable=False),
+        sa.Column("minhash", sa.LargeBinary(), nullable=False),
+        sa.Column("lead_minhash", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(["article_id"], ["article.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("seq"),
+        sa.UniqueConstraint("article_id"),
+    )
+    op.create_table(
+        "article_band",
+        sa.Column("band_key", sa.BigInteger(), nullable=False),
+        sa.Column("article_seq", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("band_key", "article_seq"),
+        sqlite_with_rowid=False,
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("article_band")
+    op.drop_table("article_near")
     op.drop_table("source_state")
     op.drop_table("article_tag")
     op.drop_table("tag")

@@ -1,0 +1,252 @@
+"""The near-duplicate index: MinHash signatures and their LSH bands, in two tables.
+
+    article_near  (seq, article_id, published, shingles, minhash, lead_minhash)   one per article
+    article_band  (band_key, article_seq)                                        40 per article
+
+The signatures are cut into bands of ROWS_PER_BAND values: 32 bands of the whole text's 128
+values, then 8 of the lead's 32 (see dedupe.minhash). Each band, with its number, is hashed to
+one signed 64-bit key. Two articles are candidates when they share a key. The band
+table holds nothing but its primary key (band_key, article_seq), WITHOUT ROWID on SQLite, and
+points at a small integer instead of the 36-character article id: that keeps the index near
+17 bytes a band. A lookup is a range of the primary key per key, then a join by integer.
+
+Band rows carry no foreign key (that would need a second index as large as the first): they
+are replaced together with their article_near row, and a band left behind by a deleted article
+only ever proposes a row that no longer exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy.engine import Connection
+
+from aggregator.models import Article, NearCandidate
+from aggregator.store.rows import article_from_row
+from aggregator.store.tables import ARTICLE, ARTICLE_BAND, ARTICLE_NEAR, ARTICLE_TAG, TAG
+
+# The dedupe stage's banding (dedupe.LSH_ROWS): 128 values make 32 bands of 4.
+ROWS_PER_BAND = 4
+# Bound parameters per IN list (as in writes.py).
+CHUNK = 500
+
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def pack(minhash: Sequence[int]) -> bytes:
+    return struct.pack(f"<{len(minhash)}I", *minhash)
+
+
+def unpack(blob: bytes) -> tuple[int, ...]:
+    return struct.unpack(f"<{len(blob) // 4}I", blob)
+
+
+def band_keys(minhash: Sequence[int], lead: Sequence[int] = ()) -> set[int]:
+    """One signed 64-bit key per band: the band's number and values, hashed."""
+    packed = pack((*minhash, *lead))
+    width = ROWS_PER_BAND * 4
+    keys = set()
+    for band in range(len(packed) // width):
+        chunk = band.to_bytes(2, "little") + packed[band * width : (band + 1) * width]
+        digest = hashlib.blake2b(chunk, digest_size=8).digest()
+        keys.add(int.from_bytes(digest, "little", signed=True))
+    return keys
+
+
+def article_keys(article: Article) -> set[int]:
+    return band_keys(article.minhash, article.lead_minhash)
+
+
+def save(connection: Connection, articles: Sequence[Article]) -> None:
+    """Index new and changed articles (inside save_articles' transaction).
+
+    An article whose signature and date did not change keeps its rows; one whose text changed
+    gets new ones; one whose text became too short to compare leaves the index.
+    """
+    previous: dict[str, Any] = {}
+    for chunk in _chunks([article.id for article in articles]):
+        query = select(ARTICLE_NEAR).where(ARTICLE_NEAR.c.article_id.in_(chunk))
+        previous.update((row.article_id, row) for row in connection.execute(query))
+    stale: list[Any] = []
+    fresh: list[Article] = []
+    for article in articles:
+        old = previous.get(article.id)
+        if old is not None:
+            unchanged = (
+                old.minhash == pack(article.minhash)
+                and old.lead_minhash == pack(article.lead_minhash)
+                and old.shingles == article.shingles
+                and old.published == article.published.astimezone(UTC)
+            )
+            if unchanged:
+                continue
+            stale.append(old)
+        if article.minhash:
+            fresh.append(article)
+    if stale:
+        _remove(connection, stale)
+    if fresh:
+        _add(connection, fresh)
+
+
+def _remove(connection: Connection, rows: Sequence[Any]) -> None:
+    bands = [
+        {"key": key, "seq": row.seq}
+        for row in rows
+        for key in band_keys(unpack(row.minhash), unpack(row.lead_minhash))
+    ]
+    connection.execute(
+        delete(ARTICLE_BAND).where(
+            ARTICLE_BAND.c.band_key == bindparam("key"),
+            ARTICLE_BAND.c.article_seq == bindparam("seq"),
+        ),
+        bands,
+    )
+    for chunk in _chunks([row.seq for row in rows]):
+        connection.execute(delete(ARTICLE_NEAR).where(ARTICLE_NEAR.c.seq.in_(chunk)))
+
+
+def _add(connection: Connection, articles: Sequence[Article]) -> None:
+    connection.execute(
+        insert(ARTICLE_NEAR),
+        [
+            {
+                "article_id": article.id,
+                "published": article.published,
+                "shingles": article.shingles,
+                "minhash": pack(article.minhash),
+                "lead_minhash": pack(article.lead_minhash),
+            }
+            for article in articles
+        ],
+    )
+    seqs: dict[str, int] = {}
+    for chunk in _chunks([article.id for article in articles]):
+        query = select(ARTICLE_NEAR.c.article_id, ARTICLE_NEAR.c.seq).where(
+            ARTICLE_NEAR.c.article_id.in_(chunk)
+        )
+        seqs.update((row.article_id, row.seq) for row in connection.execute(query))
+    connection.execute(
+        insert(ARTICLE_BAND),
+        [
+            {"band_key": key, "article_seq": seqs[article.id]}
+            for article in articles
+            for key in article_keys(article)
+        ],
+    )
+
+
+_REPRESENTATIVE = ARTICLE.alias("representative")
+# Built once: SQLAlchemy then reuses its compiled form, which matters at a few ms a query.
+# The band lookup is a subquery: SQLite runs it first (a primary-key range per key) and joins
+# the few article_near rows it names by their integer key.
+_CANDIDATES = (
+    select(
+        ARTICLE_NEAR.c.seq,
+        ARTICLE_NEAR.c.article_id,
+        ARTICLE_NEAR.c.published,
+        ARTICLE_NEAR.c.shingles,
+        ARTICLE_NEAR.c.minhash,
+        ARTICLE_NEAR.c.lead_minhash,
+        ARTICLE.c.source,
+        ARTICLE.c.cluster_id,
+        func.coalesce(_REPRESENTATIVE.c.first_seen, ARTICLE.c.first_seen).label("since"),
+        func.coalesce(_REPRESENTATIVE.c.published, ARTICLE.c.published).label("first"),
+    )
+    .join(ARTICLE, ARTICLE.c.id == ARTICLE_NEAR.c.article_id)
+    .outerjoin(_REPRESENTATIVE, _REPRESENTATIVE.c.id == ARTICLE.c.cluster_id)
+    .where(
+        ARTICLE_NEAR.c.seq.in_(
+            select(ARTICLE_BAND.c.article_seq).where(
+                ARTICLE_BAND.c.band_key.in_(bindparam("keys", expanding=True))
+            )
+        ),
+        ARTICLE_NEAR.c.published.between(bindparam("low"), bindparam("high")),
+    )
+)
+
+
+def candidates(
+    connection: Connection, articles: Sequence[Article], window: timedelta
+) -> dict[str, list[NearCandidate]]:
+    """Stored articles sharing a band with each article and published within `window` of it,
+    the article itself excepted; keyed by article id, articles without candidates left out."""
+    asking: dict[int, list[Article]] = defaultdict(list)
+    for article in articles:
+        for key in article_keys(article):
+            asking[key].append(article)
+    found: dict[str, dict[int, NearCandidate]] = defaultdict(dict)
+    for chunk in _chunks(list(asking)):
+        dates = [article.published for key in chunk for article in asking[key]]
+        parameters = {"keys": chunk, "low": min(dates) - window, "high": max(dates) + window}
+        for row in connection.execute(_CANDIDATES, parameters):
+            candidate = NearCandidate(
+                article_id=row.article_id,
+                source=row.source,
+                published=row.published,
+                minhash=unpack(row.minhash),
+                shingles=row.shingles,
+                cluster_id=row.cluster_id,
+                cluster_first_seen=_aware(row.since),
+                cluster_published=_aware(row.first),
+            )
+            shared = band_keys(candidate.minhash, unpack(row.lead_minhash)).intersection(chunk)
+            for article in {id(a): a for key in shared for a in asking[key]}.values():
+                close = abs(candidate.published - article.published) <= window
+                if close and candidate.article_id != article.id:
+                    found[article.id][row.seq] = candidate
+    return {
+        article_id: [by_seq[seq] for seq in sorted(by_seq)] for article_id, by_seq in found.items()
+    }
+
+
+def _aware(moment: datetime) -> datetime:
+    # coalesce() loses the column type, so SQLite hands back its naive UTC text as a datetime.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def shared_clusters(connection: Connection, limit: int) -> list[tuple[Article, ...]]:
+    """Clusters of more than one article, newest story first; the cluster's first article
+    first in each, then the others in the order they were seen."""
+    if limit <= 0:
+        return []
+    shared = select(ARTICLE.c.cluster_id).group_by(ARTICLE.c.cluster_id).having(func.count() > 1)
+    query = (
+        select(ARTICLE.c.id)
+        .where(ARTICLE.c.id == ARTICLE.c.cluster_id, ARTICLE.c.id.in_(shared))
+        .order_by(ARTICLE.c.published.desc(), ARTICLE.c.id)
+        .limit(limit)
+    )
+    cluster_ids: list[str] = list(connection.execute(query).scalars())
+    members: dict[str, list[tuple[Any, Article]]] = defaultdict(list)
+    for chunk in _chunks(cluster_ids):
+        tags: dict[str, list[str]] = defaultdict(list)
+        tag_query = (
+            select(ARTICLE_TAG.c.article_id, TAG.c.name)
+            .join(TAG, TAG.c.id == ARTICLE_TAG.c.tag_id)
+            .join(ARTICLE, ARTICLE.c.id == ARTICLE_TAG.c.article_id)
+            .where(ARTICLE.c.cluster_id.in_(chunk))
+            .order_by(ARTICLE_TAG.c.article_id, ARTICLE_TAG.c.position)
+        )
+        for article_id, name in connection.execute(tag_query):
+            tags[article_id].append(name)
+        rows = connection.execute(select(ARTICLE).where(ARTICLE.c.cluster_id.in_(chunk)))
+        for row in rows.mappings():
+            article = article_from_row(row, tags.get(row["id"], ()))
+            order = (row["id"] != row["cluster_id"], row["first_seen"], row["published"], row["id"])
+            members[row["cluster_id"]].append((order, article))
+    return [
+        tuple(article for _, article in sorted(members[cluster_id], key=lambda pair: pair[0]))
+        for cluster_id in cluster_ids
+    ]
