@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -40,6 +42,10 @@ def main(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
     ctx.obj = config_path(config_file)
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
 def _config(ctx: click.Context) -> Config:
     try:
         return load_config(ctx.obj)
@@ -65,17 +71,17 @@ def run(ctx: click.Context, once: bool, retry_failed: bool, strict: bool) -> Non
     config = _config(ctx)
     try:
         if once:
-            from aggregator.pipeline import open_store, run_pass
+            from aggregator.pipeline.run import open_store, run_pass
 
             store = open_store(config)
             try:
                 report = run_pass(config, store, retry_failed=retry_failed)
             finally:
                 store.close()
-            skipped = sum(len(source.skipped) for source in report.sources)
+            unchanged = sum(source.not_modified for source in report.sources)
             click.echo(
-                f"pass: {report.new} new, {skipped} skipped, {len(report.failed)} failed, "
-                f"{len(report.written)} files written",
+                f"pass: {report.new} new, {report.skipped} skipped, {unchanged} not modified, "
+                f"{len(report.failed)} failed, {len(report.written)} files written",
                 err=True,
             )
             for failed in report.failed:
@@ -110,3 +116,140 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     config = _config(ctx)
     serve_folder(config.output.dir, host or config.server.host, port or config.server.port)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Per source: health, last fetch, result, new items, error streak, next due, last error."""
+    import json
+
+    from aggregator.pipeline.run import open_store
+    from aggregator.schedule import health
+
+    config = _config(ctx)
+    try:
+        store = open_store(config)
+        try:
+            states = {state.name: state for state in store.source_states()}
+            counts = store.source_item_counts()
+        finally:
+            store.close()
+    except AggregatorError as error:
+        click.echo(f"error: {error}", err=True)
+        ctx.exit(EXIT_FAILED)
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    for source in config.sources:
+        state = states.get(source.name)
+        rows.append(
+            {
+                "name": source.name,
+                "kind": source.kind,
+                "health": health(state, now, enabled=source.enabled),
+                "items": counts.get(source.name, 0),
+                "last_fetch": _iso(state.last_fetch_at) if state else None,
+                "last_success": _iso(state.last_success_at) if state else None,
+                "result": state.last_result if state else None,
+                "http_status": state.last_status if state else None,
+                "new_items": state.new_items if state else 0,
+                "error_streak": state.error_streak if state else 0,
+                "next_due": _iso(state.next_fetch_at) if state else None,
+                "last_error": (state.disabled_reason or state.last_error) if state else None,
+                "moved_to": state.permanent_url if state else None,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        "source",
+        "kind",
+        "health",
+        "items",
+        "last fetch",
+        "result",
+        "new",
+        "streak",
+        "next due",
+        "last error",
+        title=f"{len(rows)} sources",
+    )
+    for row in rows:
+        problem = str(row["last_error"] or "")
+        if row["moved_to"]:
+            problem = f"{problem} (moved permanently to {row['moved_to']})".strip()
+        table.add_row(
+            *(
+                str(row[key] if row[key] is not None else "—")
+                for key in (
+                    "name",
+                    "kind",
+                    "health",
+                    "items",
+                    "last_fetch",
+                    "result",
+                    "new_items",
+                    "error_streak",
+                    "next_due",
+                )
+            ),
+            problem,
+        )
+    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+
+
+@main.command()
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@click.pass_context
+def clusters(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List stories carried by more than one article, newest first, with every member's
+    source and link (the first member is the one the feeds show)."""
+    import json
+
+    from aggregator.pipeline.run import open_store
+
+    config = _config(ctx)
+    try:
+        store = open_store(config)
+        try:
+            shared = store.shared_clusters(limit)
+        finally:
+            store.close()
+    except AggregatorError as error:
+        click.echo(f"error: {error}", err=True)
+        ctx.exit(EXIT_FAILED)
+    if as_json:
+        listing = [
+            {
+                "id": members[0].cluster_id,
+                "title": members[0].title,
+                "published": members[0].published.isoformat(),
+                "members": [
+                    {
+                        "id": member.id,
+                        "source": member.source,
+                        "title": member.title,
+                        "link": member.link,
+                        "published": member.published.isoformat(),
+                    }
+                    for member in members
+                ],
+            }
+            for members in shared
+        ]
+        click.echo(json.dumps(listing, ensure_ascii=False, indent=2))
+        return
+    if not shared:
+        click.echo("no story is carried by more than one article")
+    for members in shared:
+        first = members[0]
+        click.echo(f"{first.title}  ({len(members)} articles, id {first.cluster_id})")
+        for member in members:
+            when = member.published.date().isoformat()
+            click.echo(f"  {member.source}  {when}  {member.link or '(no link)'}")

@@ -191,6 +191,15 @@ class RuleConfig(_Strict):
     match: Regex
 
 
+class DedupeConfig(_Strict):
+    """When two texts are the same story (near-duplicate layer, see aggregator.dedupe)."""
+
+    jaccard: float = Field(default=0.5, gt=0, le=1)  # estimated Jaccard of the 5-gram sets
+    containment: float = Field(default=0.8, gt=0, le=1)  # of the shorter text in the longer
+    min_shingles: int = Field(default=100, ge=1)  # the shorter text's 5-grams, for containment
+    window: Duration = timedelta(days=7)  # candidates published at most this far apart
+
+
 class Config(_Strict):
     store: StoreConfig = StoreConfig()
     output: OutputConfig = OutputConfig()
@@ -198,6 +207,7 @@ class Config(_Strict):
     defaults: Defaults = Defaults()
     sources: tuple[SourceConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
+    dedupe: DedupeConfig = DedupeConfig()
     path: Path = Path("config/aggregator.yaml")  # set by the loader, never read from YAML
 
     def interval(self, source: SourceConfig) -> timedelta:

@@ -14,7 +14,7 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from aggregator.config import Config
-from aggregator.pipeline import open_store, run_pass
+from aggregator.pipeline.run import open_store, run_pass
 from aggregator.serve import create_app
 
 log = logging.getLogger("aggregator")

@@ -1,0 +1,176 @@
+"""One source through one pass: fetch (or read), process in a worker, cluster, save.
+
+I/O stays on the event loop, CPU work goes to worker processes, and every store call runs on
+one writer thread, so a slow parse or a database write never stalls the fetches of others.
+A source's articles and its new state are saved in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from aggregator.config import Config, SourceConfig
+from aggregator.fetch import Fetcher
+from aggregator.models import Article, Document, FetchRequest, FetchResult, SourceState
+from aggregator.parse import find_article_links
+from aggregator.pipeline.cluster import cluster
+from aggregator.pipeline.process import (
+    Processed,
+    Recipe,
+    process_article_page,
+    process_feed,
+    process_posts,
+)
+from aggregator.schedule import failed, succeeded
+from aggregator.store import SaveResult, Store
+from aggregator.urls import canonical_url
+
+log = logging.getLogger("aggregator")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceReport:
+    name: str
+    new: int = 0
+    changed: int = 0
+    skipped: tuple[str, ...] = ()  # one message per post or entry that was skipped
+    error: str | None = None  # the whole source failed
+    backing_off_until: datetime | None = None  # not fetched this pass
+    not_modified: bool = False
+
+
+@dataclass
+class Ingest:
+    """The machinery one pass shares between its sources."""
+
+    config: Config
+    store: Store
+    fetcher: Fetcher
+    workers: Executor | None  # None: CPU work runs on a thread
+    writer: Executor  # one thread: every store call, in order
+    now: datetime
+    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+
+    async def source(self, source: SourceConfig, state: SourceState) -> SourceReport:
+        recipe = Recipe.of(self.config, source)
+        fetch: FetchResult | None = None
+        if source.kind == "posts" and source.path is not None:
+            processed = await self._cpu(process_posts, source.path, recipe)
+        else:
+            fetch = await self._fetch(source, state, source.url or "")
+            if fetch.error:
+                return await self._failed(source, state, fetch.error, fetch)
+            if fetch.not_modified or fetch.document is None:
+                await self._db(
+                    self.store.save_state,
+                    succeeded(
+                        state,
+                        self.now,
+                        self.config.interval(source),
+                        result="not modified",
+                        fetch=fetch,
+                    ),
+                )
+                log.debug("%s: not modified", source.name)
+                return SourceReport(source.name, not_modified=True)
+            if source.kind == "feed":
+                processed = await self._cpu(process_feed, fetch.document, recipe)
+            else:
+                processed = await self._pages(source, fetch.document, recipe)
+        if processed.error:
+            return await self._failed(source, state, processed.error, fetch)
+        return await self._save(source, state, processed, fetch)
+
+    async def _save(
+        self,
+        source: SourceConfig,
+        state: SourceState,
+        processed: Processed,
+        fetch: FetchResult | None,
+    ) -> SourceReport:
+        new_state = succeeded(state, self.now, self.config.interval(source), fetch=fetch)
+        saved = await self._db(
+            _cluster_and_save, self.config, self.store, list(processed.articles), new_state
+        )
+        for message in processed.problems:
+            log.warning("%s: skipped %s", source.name, message)
+        log.info(
+            "%s: %d new, %d changed, %d skipped",
+            source.name,
+            len(saved.new),
+            len(saved.changed),
+            len(processed.problems),
+        )
+        return SourceReport(
+            source.name,
+            new=len(saved.new),
+            changed=len(saved.changed),
+            skipped=processed.problems,
+        )
+
+    async def _failed(
+        self, source: SourceConfig, state: SourceState, error: str, fetch: FetchResult | None
+    ) -> SourceReport:
+        new_state = failed(state, self.now, self.config.interval(source), error, fetch=fetch)
+        await self._db(self.store.save_state, new_state)
+        log.error("%s: failed: %s (next try %s)", source.name, error, new_state.next_fetch_at)
+        return SourceReport(source.name, error=error)
+
+    async def _pages(self, source: SourceConfig, listing: Document, recipe: Recipe) -> Processed:
+        """A listing page: fetch each article it links that this source has not stored yet."""
+        links = find_article_links(listing, source.selector or "a")
+        known = await self._db(
+            self.store.known_keys, source.name, [canonical_url(u) for u in links]
+        )
+        fresh = [link for link in links if canonical_url(link) not in known]
+        results = await asyncio.gather(
+            *(self._fetch(source, SourceState(name=source.name), link) for link in fresh)
+        )
+        jobs = []
+        problems: list[str] = []
+        for link, result in zip(fresh, results, strict=True):
+            if result.document is None:
+                problems.append(f"{link}: {result.error or 'no body'}")
+            else:
+                jobs.append(self._cpu(process_article_page, result.document, recipe))
+        articles: list[Article] = []
+        for processed in await asyncio.gather(*jobs):
+            articles.extend(processed.articles)
+            problems.extend(processed.problems)
+        return Processed(tuple(articles), tuple(problems))
+
+    async def _fetch(self, source: SourceConfig, state: SourceState, url: str) -> FetchResult:
+        return await self.fetcher.fetch(
+            FetchRequest(
+                source=source.name,
+                url=url,
+                etag=state.etag,
+                last_modified=state.last_modified,
+                timeout=self.config.timeout(source).total_seconds(),
+                max_bytes=self.config.max_bytes(source),
+            )
+        )
+
+    async def _cpu(self, function: Callable[..., T], *args: object) -> T:
+        if self.workers is None:
+            return await asyncio.to_thread(function, *args)
+        return await self._loop.run_in_executor(self.workers, function, *args)
+
+    async def _db(self, function: Callable[..., T], *args: object) -> T:
+        return await self._loop.run_in_executor(self.writer, function, *args)
+
+
+def _cluster_and_save(
+    config: Config, store: Store, articles: list[Article], state: SourceState
+) -> SaveResult:
+    # One job on the store thread: another source's articles must not be saved between this
+    # source's cluster lookup and its save, or two copies of a story would miss each other.
+    return store.save_articles(state.name, cluster(config, store, articles), state)

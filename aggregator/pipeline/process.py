@@ -1,0 +1,124 @@
+"""The CPU side of a pass, run in worker processes: parse, clean, tag and identify.
+
+Everything here takes and returns picklable records, and reports trouble as data (a problem
+message, or `error` for the whole source) rather than raising across the process boundary.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from aggregator.clean import clean_html
+from aggregator.config import Config, SourceConfig
+from aggregator.dedupe import identify
+from aggregator.errors import AggregatorError, EntryError
+from aggregator.models import Article, Document, Entry
+from aggregator.parse import extract_article, parse_feed, parse_post
+from aggregator.sources import read_posts
+from aggregator.tagging import TagRule, rule_tags, unique_tags
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """What the CPU work needs to know about a source."""
+
+    source: str
+    tags: tuple[str, ...] = ()
+    rules: tuple[tuple[str, str], ...] = ()  # (tag, pattern)
+    drop: tuple[str, ...] = ()
+    drop_text: tuple[str, ...] = ()
+    zone: str = "UTC"
+    content_selector: str | None = None
+    title_selector: str | None = None
+    date_selector: str | None = None
+
+    @classmethod
+    def of(cls, config: Config, source: SourceConfig) -> Recipe:
+        return cls(
+            source=source.name,
+            tags=source.tags,
+            rules=tuple((rule.tag, rule.match) for rule in config.rules),
+            drop=source.clean.drop,
+            drop_text=source.clean.drop_text,
+            zone=source.timezone or config.defaults.timezone,
+            content_selector=source.content_selector,
+            title_selector=source.title_selector,
+            date_selector=source.date_selector,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    articles: tuple[Article, ...] = ()
+    problems: tuple[str, ...] = ()  # one message per skipped post or entry
+    error: str | None = None  # the whole source could not be read
+
+
+def process_posts(folder: Path, recipe: Recipe) -> Processed:
+    try:
+        documents = list(read_posts(recipe.source, folder))
+    except AggregatorError as error:
+        return Processed(error=getattr(error, "reason", str(error)))
+    entries: list[Entry] = []
+    problems: list[str] = []
+    for document in documents:
+        if isinstance(document, EntryError):
+            problems.append(str(document))
+            continue
+        try:
+            entries.append(parse_post(document, ZoneInfo(recipe.zone)))
+        except EntryError as error:
+            problems.append(str(error))
+    return _articles(entries, problems, recipe)
+
+
+def process_feed(document: Document, recipe: Recipe) -> Processed:
+    try:
+        feed = parse_feed(document, ZoneInfo(recipe.zone))
+    except EntryError as error:
+        return Processed(error=error.reason)
+    if not feed.entries and feed.problems:
+        # Nothing readable at all is a failing source, not an empty one.
+        return Processed(error="malformed feed: " + "; ".join(feed.problems[:3]))
+    return _articles(list(feed.entries), list(feed.problems), recipe)
+
+
+def process_article_page(document: Document, recipe: Recipe) -> Processed:
+    try:
+        entry = extract_article(
+            document,
+            content_selector=recipe.content_selector,
+            title_selector=recipe.title_selector,
+            date_selector=recipe.date_selector,
+            default_zone=ZoneInfo(recipe.zone),
+        )
+    except EntryError as error:
+        return Processed(problems=(str(error),))
+    return _articles([entry], [], recipe)
+
+
+def _articles(entries: list[Entry], problems: list[str], recipe: Recipe) -> Processed:
+    rules = _rules(recipe.rules)
+    articles: dict[str, Article] = {}
+    for entry in entries:
+        cleaned = clean_html(
+            entry.content_html, entry.link, drop_selectors=recipe.drop, drop_text=recipe.drop_text
+        )
+        tags = unique_tags(
+            [*recipe.tags, *entry.tags, *rule_tags(rules, entry.title, cleaned.text)]
+        )
+        article = identify(entry, cleaned, tags)
+        if article.id in articles:
+            problems.append(f"{entry.origin}: same story as an earlier entry (key {entry.key})")
+            continue
+        articles[article.id] = article
+    return Processed(tuple(articles.values()), tuple(problems))
+
+
+@lru_cache(maxsize=64)
+def _rules(rules: tuple[tuple[str, str], ...]) -> tuple[TagRule, ...]:
+    return tuple(TagRule(tag, re.compile(pattern)) for tag, pattern in rules)

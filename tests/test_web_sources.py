@@ -1,0 +1,150 @@
+"""Feed sources end to end: the real CLI against the local feed farm and its bad citizens."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.farm import Farm, FarmConfig
+
+FAILING = {  # bad citizen -> (health after one failure, words its error must carry)
+    "500": ("backing off", "HTTP 500"),
+    "404": ("backing off", "HTTP 404"),
+    "410": ("disabled", "410"),
+    "429": ("backing off", "HTTP 429"),
+    "hang": ("backing off", "timed out"),
+    "dribble": ("backing off", "timed out"),
+    "malformed": ("backing off", "malformed"),
+    "huge": ("backing off", "larger than"),
+    "huge_declared": ("backing off", "larger than"),
+    "redirect_loop": ("backing off", "redirect loop"),
+    "ftp_redirect": ("backing off", "redirect"),
+}
+RECOVERED = ("wrong_charset", "moved")
+
+
+@pytest.fixture(scope="module")
+def farm() -> Iterator[Farm]:
+    with Farm(FarmConfig(feeds=8, items=5, gbk_fraction=0.5, churn=0.25, hang=30)) as running:
+        yield running
+
+
+def _config(tmp_path: Path, farm: Farm) -> Path:
+    lines = [
+        'store: {url: "sqlite:///state/agg.db"}',
+        'output: {dir: public, base_url: "http://127.0.0.1:9/"}',
+        "defaults: {interval: 15m, timeout: 2s, max_bytes: 1MB}",
+        "sources:",
+    ]
+    for number, url in enumerate(farm.feed_urls()):
+        lines += [
+            f"  - name: good-{number}",
+            "    kind: feed",
+            f"    url: {url}",
+            f"    tags: [farm-{number}]",
+        ]
+    for kind, url in farm.bad_urls().items():
+        lines += [
+            f"  - name: bad-{kind}",
+            "    kind: feed",
+            f"    url: {url}",
+            f"    tags: [bad-{kind}]",
+        ]
+    path = tmp_path / "aggregator.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _aggregator(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _status(config: Path) -> dict[str, dict[str, Any]]:
+    result = _aggregator(config, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    return {row["name"]: row for row in json.loads(result.stdout)}
+
+
+def _titles(path: Path) -> set[str]:
+    return {item["title"] for item in json.loads(path.read_text(encoding="utf-8"))["items"]}
+
+
+def test_bad_citizens_fail_alone_and_good_feeds_are_stored(tmp_path: Path, farm: Farm) -> None:
+    config = _config(tmp_path, farm)
+    started = datetime.now(UTC)
+    first = _aggregator(config, "run", "--once")
+    assert first.returncode == 0, first.stderr
+    status = _status(config)
+
+    for kind, (health, words) in FAILING.items():
+        row = status[f"bad-{kind}"]
+        assert row["health"] == health, (kind, row)
+        assert words in (row["last_error"] or ""), (kind, row)
+        assert f"bad-{kind}" in first.stderr
+    # Every kind of failure has its own message: a user can tell them apart.
+    distinct = ("500", "404", "410", "429", "hang", "malformed", "huge", "redirect_loop")
+    errors = [status[f"bad-{kind}"]["last_error"] for kind in distinct]
+    assert len(set(errors)) == len(errors)
+
+    retry_after = datetime.fromisoformat(status["bad-429"]["next_due"])
+    assert retry_after >= started + timedelta(seconds=119)
+    backoff = datetime.fromisoformat(status["bad-500"]["next_due"])
+    assert backoff >= started + timedelta(minutes=30)
+
+    for kind in RECOVERED:
+        assert status[f"bad-{kind}"]["health"] == "ok", status[f"bad-{kind}"]
+    assert status["bad-moved"]["moved_to"]
+
+    public = tmp_path / "public"
+    for number, url in enumerate(farm.feed_urls()):
+        assert status[f"good-{number}"]["items"] == len(farm.items(url))
+        # GBK and UTF-8 titles alike come through byte-exact.
+        assert _titles(public / "tags" / f"farm-{number}.json") == {
+            item.title for item in farm.items(url)
+        }
+    assert any(farm.feed_meta(url).encoding == "GBK" for url in farm.feed_urls())
+
+    # The cut happened early: far less than 50 MB crossed the wire.
+    assert farm.huge_bytes_sent < 25_000_000
+
+
+def test_second_pass_is_conditional_and_skips_sources_backing_off(
+    tmp_path: Path, farm: Farm
+) -> None:
+    config = _config(tmp_path, farm)
+    assert _aggregator(config, "run", "--once").returncode == 0
+    farm.reset_stats()
+    second = _aggregator(config, "run", "--once")
+    assert second.returncode == 0, second.stderr
+    good_paths = {url.removeprefix(farm.base_url) for url in farm.feed_urls()}
+    seen = [log for log in farm.requests if log.path in good_paths]
+    assert {log.path for log in seen} == good_paths
+    for log in seen:
+        assert log.if_none_match and log.if_modified_since, log
+        assert log.status == 304, log
+    assert not [log for log in farm.requests if log.path.startswith("/bad/500")]
+    assert "bad-500: backing off" in second.stderr
+    assert "bad-410: disabled" in second.stderr
+    assert "pass: 0 new" in second.stderr
+
+    farm.next_pass()
+    farm.reset_stats()
+    third = _aggregator(config, "run", "--once", "--retry-failed", "--strict")
+    assert third.returncode == 1, "--strict: sources failed"
+    assert [log for log in farm.requests if log.path.startswith("/bad/500")]
+    assert "pass: 2 new" in third.stderr or "new" in third.stderr
+    changed = [log for log in farm.requests if log.path in good_paths and log.status == 200]
+    assert changed, "churned feeds answer 200 and are stored again"
