@@ -56,6 +56,7 @@ def _text(pair: str, side: str) -> str:
 
 
 def _article(source: str, key: str, text: str, when: datetime = WHEN) -> Article:
+    html = "".join(f"<p>{line}</p>" for line in text.splitlines())
     entry = Entry(
         source=source,
         origin=f"{source}/{key}",
@@ -66,9 +67,8 @@ def _article(source: str, key: str, text: str, when: datetime = WHEN) -> Article
         updated=when,
         author=None,
         tags=(source,),
-        content_html="".join(f"<p>{line}</p>" for line in text.splitlines()),
+        content_html=html,
     )
-    html = "".join(f"<p>{line}</p>" for line in text.splitlines())
     cleaned = CleanedHtml(html=html, text=text, summary=text[:80], images=(), rules=())
     return identify(entry, cleaned, (source,))
 

@@ -11,7 +11,7 @@ Each of the 128 permutations is h(x) = (a·x + b) mod 2³² with a odd, a biject
 32-bit shingle hashes; the shingle hashes are already well mixed (a 64-bit finaliser), which
 is what makes this cheap family behave like random permutations (measured: estimates of the
 Jaccard similarity are unbiased, with the binomial spread √(J(1−J)/128)). Everything runs
-vectorised in numpy: one (shingles × 128) multiply-add and a column minimum.
+vectorised in numpy: one (128 × shingles) multiply-add and a row minimum.
 
 The lead signature exists for the LSH index only: an excerpt (a summary feed's first paragraphs)
 shares too few 5-grams with the full text for its bands to meet the full signature's, but it
@@ -41,7 +41,7 @@ LEAD_PERMUTATIONS = 32  # the first 32 of the same permutations
 MIN_CHARS = 50
 
 _NON_WORD = re.compile(r"[\W_]+")
-# Rows of the (shingles × permutations) matrix computed at once: bounds memory on long texts.
+# Shingles per block of the (permutations × shingles) matrix: bounds memory on long texts.
 _BLOCK = 4096
 # 5-grams of code points are folded with a polynomial, then mixed (MurmurHash3's fmix64).
 _FOLD = np.uint64(0x100000001B3)
@@ -54,7 +54,9 @@ _MAX_HASH = np.uint32(0xFFFFFFFF)
 
 def _parameters(name: bytes) -> npt.NDArray[np.uint32]:
     words = [
-        int.from_bytes(hashlib.blake2b(name + i.to_bytes(2, "little"), digest_size=4).digest())
+        int.from_bytes(
+            hashlib.blake2b(name + i.to_bytes(2, "little"), digest_size=4).digest(), "big"
+        )
         for i in range(PERMUTATIONS)
     ]
     return np.array(words, dtype=np.uint32)
