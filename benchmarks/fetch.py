@@ -1,0 +1,334 @@
+"""Fetch benchmark: our full pipeline against Debian's newsboat on the same local feed farm.
+
+    .venv/bin/python benchmarks/fetch.py                  # 1000 feeds x 20 items, 50 ms latency
+    .venv/bin/python benchmarks/fetch.py --feeds 100      # a quick run
+
+The farm (tests/farm.py) runs in a process of its own (spawn), so its event loop does not share
+our GIL: --feeds good feeds of --items items (about 10 KB each with --paragraphs 25) spread over
+--hosts ports, every answer waiting --latency, plus the farm's bad citizens (500, 404, 410, 429,
+hang, dribble, malformed, huge, redirect loop, ...). Both tools get exactly the same URLs.
+
+1. Ours: a config listing every farm URL as a `feed` source (timeout 5s, other defaults), then
+   `python -m aggregator --config X run --once` twice as a subprocess: the first pass (fetch,
+   parse, clean, dedupe, store, render) and the conditional re-pass (unchanged feeds answer 304,
+   sources backing off after a failure are skipped).
+2. newsboat: `newsboat -x reload` twice with its own urls file, cache and config
+   (reload-threads --threads, download-timeout 5).
+
+Wall time is measured around the subprocess; CPU (user + sys) and the largest single process's
+RSS come from os.wait4 (the process and every descendant it waited for); the peak RSS of the
+whole process tree (our worker processes included) is sampled from /proc every 20 ms.
+Items stored are counted in each tool's SQLite file after the pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TIMEOUT_S = 5  # both tools: the farm's hang and dribble citizens cost each tool this much
+TARGET_RATIO = 0.5  # our first pass wall / newsboat's first pass wall
+TARGET_REPASS_S = 2.0
+TARGET_RSS_MB = 200.0
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# --- the farm, in its own process ---
+
+
+def _farm_main(
+    conn: Connection, feeds: int, items: int, latency: float, hosts: int, paras: int
+) -> None:
+    from tests.farm import Farm, FarmConfig  # noqa: PLC0415 - only the farm process needs it
+
+    config = FarmConfig(
+        feeds=feeds,
+        items=items,
+        latency=latency,
+        churn=0.0,
+        hosts=hosts,
+        paragraphs=paras,
+        bad_citizens=True,
+    )
+    with Farm(config) as farm:
+        good = farm.feed_urls()
+        sizes = [len(farm.body(url)) for url in good]  # renders (and gzips) every feed up front
+        urls = [(f"good-{n}", url) for n, url in enumerate(good)]
+        urls += [(f"bad-{kind}", url) for kind, url in farm.bad_urls().items()]
+        conn.send((urls, sum(sizes) / max(1, len(sizes) * items)))
+        while True:
+            command = conn.recv()
+            if command == "stats":
+                conn.send(dict(Counter(str(request.status) for request in farm.requests)))
+                farm.reset_stats()
+            else:
+                break
+
+
+# --- measuring a subprocess ---
+
+
+@dataclass(frozen=True)
+class Run:
+    tool: str
+    label: str
+    wall: float
+    cpu: float
+    tree_rss_mb: float  # peak of the RSS summed over the process tree
+    max_rss_mb: float  # the largest single process (ru_maxrss)
+    items: int
+    note: str = ""
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [root], [root]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def _tree_rss(root: int) -> int:
+    total = 0
+    for pid in _descendants(root):
+        try:
+            with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
+                total += int(statm.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _measure(
+    command: list[str], env: dict[str, str], cwd: Path
+) -> tuple[float, float, float, float, str]:
+    """wall s, CPU s, peak tree RSS MB, max process RSS MB, the tail of stderr+stdout."""
+    log = cwd / "run.log"
+    with log.open("w") as out:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        peak = 0
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, _tree_rss(process.pid))
+                done.wait(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        done.set()
+        sampler.join()
+        process.returncode = os.waitstatus_to_exitcode(status)
+    lines = log.read_text(errors="replace").strip().splitlines()
+    tail = " | ".join(lines[-3:])
+    if process.returncode != 0:
+        tail = f"exit {process.returncode}: {tail}"
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, peak / 2**20, usage.ru_maxrss / 1024, tail
+
+
+def _count(db: Path, table: str) -> int:
+    if not db.exists():
+        return -1
+    with sqlite3.connect(db) as conn:
+        row = conn.execute(f"select count(*) from {table}").fetchone()
+    return int(row[0])
+
+
+# --- the two tools ---
+
+
+def _ours(
+    work: Path, urls: list[tuple[str, str]], farm: Connection, profile: Path | None
+) -> list[Run]:
+    work.mkdir()
+    lines = [
+        'store: {url: "sqlite:///state/agg.db"}',
+        'output: {dir: public, base_url: "http://127.0.0.1:9/"}',
+        f"defaults: {{timeout: {TIMEOUT_S}s}}",
+        "sources:",
+    ]
+    for name, url in urls:
+        lines += [f"  - name: {name}", "    kind: feed", f"    url: {url}"]
+    config = work / "aggregator.yaml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    command = ["-m", "aggregator", "--config", str(config), "run", "--once"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = []
+    for label in ("first", "re-pass"):
+        prefix = ["-m", "cProfile", "-o", str(profile)] if profile and label == "first" else []
+        wall, cpu, tree, biggest, tail = _measure([sys.executable, *prefix, *command], env, work)
+        farm.send("stats")
+        statuses = farm.recv()
+        items = _count(work / "state" / "agg.db", "article")
+        runs.append(
+            Run("aggregator", label, wall, cpu, tree, biggest, items, f"{tail}; farm {statuses}")
+        )
+    return runs
+
+
+def _newsboat(work: Path, urls: list[tuple[str, str]], farm: Connection, threads: int) -> list[Run]:
+    work.mkdir()
+    (work / "urls").write_text("".join(f"{url}\n" for _, url in urls), encoding="utf-8")
+    (work / "config").write_text(
+        f"reload-threads {threads}\ndownload-timeout {TIMEOUT_S}\n", encoding="utf-8"
+    )
+    cache = work / "cache.db"
+    command = ["newsboat", "-q", "-u", "urls", "-c", str(cache), "-C", "config", "-x", "reload"]
+    env = {
+        **os.environ,
+        "HOME": str(work),
+        "XDG_CONFIG_HOME": str(work / ".config"),
+        "XDG_DATA_HOME": str(work / ".local"),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+    }
+    runs = []
+    for label in ("first", "re-pass"):
+        wall, cpu, tree, biggest, tail = _measure(command, env, work)
+        farm.send("stats")
+        statuses = farm.recv()
+        items = _count(cache, "rss_item")
+        runs.append(
+            Run("newsboat", label, wall, cpu, tree, biggest, items, f"{tail}; farm {statuses}")
+        )
+    return runs
+
+
+# --- report ---
+
+
+def _table(runs: list[Run]) -> str:
+    rows = [
+        ("tool", "pass", "wall s", "CPU s", "peak RSS MB (tree)", "max proc RSS MB", "items stored")
+    ]
+    rows += [
+        (
+            run.tool,
+            run.label,
+            f"{run.wall:.2f}",
+            f"{run.cpu:.2f}",
+            f"{run.tree_rss_mb:.0f}",
+            f"{run.max_rss_mb:.0f}",
+            str(run.items),
+        )
+        for run in runs
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--feeds", type=int, default=1000)
+    parser.add_argument("--items", type=int, default=20)
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per farm answer")
+    parser.add_argument("--hosts", type=int, default=20, help="farm ports (distinct host:port)")
+    parser.add_argument("--paragraphs", type=int, default=25, help="per item; 25 is about 10 KB")
+    parser.add_argument("--threads", type=int, default=16, help="newsboat's reload-threads")
+    parser.add_argument(
+        "--profile", type=Path, help="run our first pass under cProfile, stats to this file"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args()
+    if shutil.which("newsboat") is None:
+        print("newsboat is not installed (apt-get install newsboat)", file=sys.stderr)
+        return 2
+
+    context = multiprocessing.get_context("spawn")
+    ours_end, farm_end = context.Pipe()
+    farm = context.Process(
+        target=_farm_main,
+        args=(farm_end, args.feeds, args.items, args.latency, args.hosts, args.paragraphs),
+        daemon=True,
+    )
+    farm.start()
+    work = Path(tempfile.mkdtemp(prefix="bench-fetch-"))
+    try:
+        urls, item_bytes = ours_end.recv()
+        print(
+            f"farm: {args.feeds} feeds x {args.items} items (~{item_bytes / 1000:.1f} KB an item in"
+            f" the feed body), {args.latency * 1000:.0f} ms latency, {args.hosts} hosts,"
+            f" {len(urls) - args.feeds} bad citizens; timeout {TIMEOUT_S}s in both tools;"
+            f" {os.cpu_count()} CPUs",
+            flush=True,
+        )
+        ours_end.send("stats")  # clear the log of the warm-up
+        ours_end.recv()
+        runs = _ours(work / "ours", urls, ours_end, args.profile)
+        runs += _newsboat(work / "newsboat", urls, ours_end, args.threads)
+    finally:
+        ours_end.send("stop")
+        farm.join(timeout=15)
+        if farm.is_alive():
+            farm.terminate()
+        if args.keep:
+            print(f"work folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(_table(runs))
+    print()
+    for run in runs:
+        print(f"{run.tool} {run.label}: {run.note}")
+    ours = {run.label: run for run in runs if run.tool == "aggregator"}
+    theirs = {run.label: run for run in runs if run.tool == "newsboat"}
+    ratio = ours["first"].wall / theirs["first"].wall
+    rss = max(run.tree_rss_mb for run in ours.values())
+    checks = [
+        (
+            f"first pass wall ours/newsboat = {ratio:.2f} (target <= {TARGET_RATIO})",
+            ratio <= TARGET_RATIO,
+        ),
+        (
+            f"re-pass wall {ours['re-pass'].wall:.2f} s (target < {TARGET_REPASS_S:.0f} s)",
+            ours["re-pass"].wall < TARGET_REPASS_S,
+        ),
+        (f"peak RSS (tree) {rss:.0f} MB (target < {TARGET_RSS_MB:.0f} MB)", rss < TARGET_RSS_MB),
+    ]
+    print()
+    for text, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
