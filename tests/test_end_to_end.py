@@ -20,6 +20,7 @@ from lxml import html as lxml_html
 
 from aggregator.models import Document
 from aggregator.parse import parse_post
+from tests.helpers import run_aggregator
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -55,16 +56,6 @@ def _site(tmp_path: Path, *, port: int = 8080) -> Path:
     return config
 
 
-def _aggregator(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aggregator", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
     return {
         str(path.relative_to(folder)): (
@@ -81,7 +72,7 @@ def published(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     config = _site(tmp_path_factory.mktemp("site"))
-    return config, _aggregator(config, "run", "--once")
+    return config, run_aggregator(config, "run", "--once")
 
 
 def test_first_pass_succeeds_and_writes_the_spec_paths(
@@ -174,10 +165,10 @@ def test_every_paragraph_of_real_text_is_kept(
 
 def test_second_pass_adds_nothing_and_rewrites_nothing(tmp_path: Path) -> None:
     config = _site(tmp_path)
-    assert _aggregator(config, "run", "--once").returncode == 0
+    assert run_aggregator(config, "run", "--once").returncode == 0
     out = tmp_path / "public"
     before = _snapshot(out)
-    second = _aggregator(config, "run", "--once")
+    second = run_aggregator(config, "run", "--once")
     assert second.returncode == 0, second.stderr
     assert "pass: 0 new" in second.stderr
     assert _snapshot(out) == before
@@ -189,14 +180,14 @@ def test_broken_posts_are_named_and_skipped(tmp_path: Path) -> None:
     (seeds / "bad_front_matter.txt").write_text("---\ntitle: [unclosed\n---\n<p>x</p>\n")
     (seeds / "empty.txt").write_bytes(b"")
     (seeds / "undecodable.txt").write_bytes(bytes(range(256)) * 8)
-    result = _aggregator(config, "run", "--once")
+    result = run_aggregator(config, "run", "--once")
     assert result.returncode == 0, result.stderr
     for name in ("bad_front_matter.txt", "empty.txt", "undecodable.txt"):
         assert name in result.stderr
     assert "3 skipped" in result.stderr
     feed = feedparser.parse((tmp_path / "public" / "all.atom").read_bytes())
     assert len(feed.entries) == 5
-    strict = _aggregator(config, "run", "--once", "--strict")
+    strict = run_aggregator(config, "run", "--once", "--strict")
     assert strict.returncode == 0, "skipped posts are not source failures"
 
 
@@ -209,19 +200,19 @@ def test_a_failing_source_is_named_and_strict_exits_1(tmp_path: Path) -> None:
         ),
         encoding="utf-8",
     )
-    result = _aggregator(config, "run", "--once")
+    result = run_aggregator(config, "run", "--once")
     assert result.returncode == 0
     assert "gone" in result.stderr and "nowhere" in result.stderr
     assert len(feedparser.parse((tmp_path / "public" / "all.atom").read_bytes()).entries) == 5
-    strict = _aggregator(config, "run", "--once", "--strict", "--retry-failed")
+    strict = run_aggregator(config, "run", "--once", "--strict", "--retry-failed")
     assert strict.returncode == 1
-    backing_off = _aggregator(config, "run", "--once")
+    backing_off = run_aggregator(config, "run", "--once")
     assert "gone: backing off" in backing_off.stderr
 
 
 def test_a_bad_config_exits_2_names_the_place_and_changes_nothing(tmp_path: Path) -> None:
     config = _site(tmp_path)
-    assert _aggregator(config, "run", "--once").returncode == 0
+    assert run_aggregator(config, "run", "--once").returncode == 0
     before = _snapshot(tmp_path / "public")
     database = (tmp_path / "var" / "aggregator.db").read_bytes()
     good = config.read_text(encoding="utf-8")
@@ -230,7 +221,7 @@ def test_a_bad_config_exits_2_names_the_place_and_changes_nothing(tmp_path: Path
         "---\ntitle: New\ndate: 2024-01-01\n---\n<p>new</p>\n"
     )
     for command in (("run", "--once"), ("check",)):
-        result = _aggregator(config, *command)
+        result = run_aggregator(config, *command)
         assert result.returncode == 2
         line = next(line for line in good.splitlines() if "interval: 15m" in line)
         column = line.index("15m") + 1
@@ -241,7 +232,7 @@ def test_a_bad_config_exits_2_names_the_place_and_changes_nothing(tmp_path: Path
 
 
 def test_check_accepts_the_shipped_config() -> None:
-    result = _aggregator(ROOT / "config" / "aggregator.yaml", "check")
+    result = run_aggregator(ROOT / "config" / "aggregator.yaml", "check")
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-import subprocess
-import sys
 import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -43,6 +41,7 @@ from aggregator.errors import ConfigError
 from aggregator.models import Article, CleanedHtml, Entry, SourceState
 from aggregator.pipeline.cluster import cluster
 from aggregator.store import Store
+from tests.helpers import run_aggregator
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -443,19 +442,9 @@ def _two_sources(tmp_path: Path) -> Path:
     return config
 
 
-def _run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aggregator", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_two_sources_carrying_one_story_give_one_item(tmp_path: Path) -> None:
     config = _two_sources(tmp_path)
-    result = _run(config, "run", "--once")
+    result = run_aggregator(config, "run", "--once")
     assert result.returncode == 0, result.stderr
     out = tmp_path / "public"
     feed = feedparser.parse((out / "all.atom").read_bytes())
@@ -474,7 +463,7 @@ def test_two_sources_carrying_one_story_give_one_item(tmp_path: Path) -> None:
     assert len(feedparser.parse((out / "tags" / "mirror-site.atom").read_bytes()).entries) == 1
 
     # A second pass changes nothing: the story keeps its id.
-    assert _run(config, "run", "--once").returncode == 0
+    assert run_aggregator(config, "run", "--once").returncode == 0
     again = feedparser.parse((out / "all.atom").read_bytes())
     assert sorted(entry.id for entry in again.entries) == sorted(e.id for e in feed.entries)
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.farm import Farm, FarmConfig
+from tests.helpers import run_aggregator
 
 FAILING = {  # bad citizen -> (health after one failure, words its error must carry)
     "500": ("backing off", "HTTP 500"),
@@ -62,18 +61,8 @@ def _config(tmp_path: Path, farm: Farm) -> Path:
     return path
 
 
-def _aggregator(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aggregator", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def _status(config: Path) -> dict[str, dict[str, Any]]:
-    result = _aggregator(config, "status", "--json")
+    result = run_aggregator(config, "status", "--json")
     assert result.returncode == 0, result.stderr
     return {row["name"]: row for row in json.loads(result.stdout)}
 
@@ -85,7 +74,7 @@ def _titles(path: Path) -> set[str]:
 def test_bad_citizens_fail_alone_and_good_feeds_are_stored(tmp_path: Path, farm: Farm) -> None:
     config = _config(tmp_path, farm)
     started = datetime.now(UTC)
-    first = _aggregator(config, "run", "--once")
+    first = run_aggregator(config, "run", "--once")
     assert first.returncode == 0, first.stderr
     status = _status(config)
 
@@ -125,9 +114,9 @@ def test_second_pass_is_conditional_and_skips_sources_backing_off(
     tmp_path: Path, farm: Farm
 ) -> None:
     config = _config(tmp_path, farm)
-    assert _aggregator(config, "run", "--once").returncode == 0
+    assert run_aggregator(config, "run", "--once").returncode == 0
     farm.reset_stats()
-    second = _aggregator(config, "run", "--once")
+    second = run_aggregator(config, "run", "--once")
     assert second.returncode == 0, second.stderr
     good_paths = {url.removeprefix(farm.base_url) for url in farm.feed_urls()}
     seen = [log for log in farm.requests if log.path in good_paths]
@@ -142,7 +131,7 @@ def test_second_pass_is_conditional_and_skips_sources_backing_off(
 
     farm.next_pass()
     farm.reset_stats()
-    third = _aggregator(config, "run", "--once", "--retry-failed", "--strict")
+    third = run_aggregator(config, "run", "--once", "--retry-failed", "--strict")
     assert third.returncode == 1, "--strict: sources failed"
     assert [log for log in farm.requests if log.path.startswith("/bad/500")]
     assert "pass: 2 new" in third.stderr or "new" in third.stderr

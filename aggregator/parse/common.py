@@ -17,7 +17,7 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from aggregator.errors import EntryError
-from aggregator.models import Entry
+from aggregator.models import Document, Entry
 from aggregator.urls import canonical_url, is_web_url
 
 _TAG = re.compile(r"<[A-Za-z/!]")
@@ -239,3 +239,41 @@ def build_entry(
 
 def _shorten(text: str) -> str:
     return text if len(text) <= TITLE_FROM_TEXT else text[:TITLE_FROM_TEXT].rstrip() + "…"
+
+
+def assemble_feed(
+    document: Document,
+    head: RawEntry,
+    items: Iterable[RawEntry],
+    *,
+    feed_author: str | None,
+    default_zone: tzinfo,
+    parser: str,
+    problems: Iterable[str] = (),
+) -> ParsedFeed:
+    """Entries from a feed's raw items, whichever parser read them: the same rules, so the
+    fast path and the fallback give the same Entries; a bad entry becomes a problem."""
+    feed_date = parse_date(head.updated, default_zone) or parse_date(head.published, default_zone)
+    entries: list[Entry] = []
+    found = list(problems)
+    for number, raw in enumerate(items, start=1):
+        raw.author = raw.author or feed_author
+        try:
+            entries.append(
+                build_entry(
+                    raw,
+                    source=document.source,
+                    origin=f"{document.origin} entry {number}",
+                    feed_date=feed_date,
+                    default_zone=default_zone,
+                )
+            )
+        except EntryError as error:
+            found.append(str(error))
+    return ParsedFeed(
+        title=plain_text(head.title) or None,
+        link=head.link if head.link and is_web_url(head.link) else None,
+        entries=tuple(entries),
+        problems=tuple(found),
+        parser=parser,
+    )

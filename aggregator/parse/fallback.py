@@ -21,15 +21,13 @@ import feedparser
 
 from aggregator.errors import EntryError
 from aggregator.models import Document
-from aggregator.urls import absolute_url, is_web_url
+from aggregator.urls import absolute_url
 
 from .common import (
     ParsedFeed,
     RawEntry,
     absolutize_html,
-    build_entry,
-    parse_date,
-    plain_text,
+    assemble_feed,
     text_to_html,
 )
 
@@ -58,29 +56,14 @@ def parse_with_feedparser(
     feed_url = document.base_url or document.origin
     head = _raw(feed, feed_url)
     feed_author = head.author if str(result.get("version", "")).startswith("atom") else None
-    feed_date = parse_date(head.updated, default_zone) or parse_date(head.published, default_zone)
-    entries, problems = [], [f"recovered with feedparser: {why}"]
-    for number, item in enumerate(items, start=1):
-        raw = _raw(item, feed_url)
-        raw.author = raw.author or feed_author
-        try:
-            entry = build_entry(
-                raw,
-                source=document.source,
-                origin=f"{document.origin} entry {number}",
-                feed_date=feed_date,
-                default_zone=default_zone,
-            )
-        except EntryError as error:
-            problems.append(str(error))
-            continue
-        entries.append(entry)
-    return ParsedFeed(
-        title=plain_text(head.title) or None,
-        link=head.link if head.link and is_web_url(head.link) else None,
-        entries=tuple(entries),
-        problems=tuple(problems),
+    return assemble_feed(
+        document,
+        head,
+        (_raw(item, feed_url) for item in items),
+        feed_author=feed_author,
+        default_zone=default_zone,
         parser="feedparser",
+        problems=[f"recovered with feedparser: {why}"],
     )
 
 

@@ -17,16 +17,14 @@ from lxml import etree
 
 from aggregator.errors import EntryError
 from aggregator.models import Document
-from aggregator.urls import absolute_url, is_web_url
+from aggregator.urls import absolute_url
 
 from .charsets import decode_xml
 from .common import (
     ParsedFeed,
     RawEntry,
     absolutize_html,
-    build_entry,
-    parse_date,
-    plain_text,
+    assemble_feed,
     text_to_html,
 )
 from .fallback import parse_with_feedparser
@@ -121,28 +119,12 @@ def parse_xml_feed(text: str, document: Document, default_zone: tzinfo) -> Parse
     # Atom entries inherit the feed's author; RSS has no such rule (and feedparser would offer
     # the managingEditor there).
     feed_author = head.author if kind == "atom:feed" else None
-    feed_date = parse_date(head.updated, default_zone) or parse_date(head.published, default_zone)
-    entries, problems = [], []
-    for number, item in enumerate(items, start=1):
-        raw = _read(item)
-        raw.author = raw.author or feed_author
-        try:
-            entry = build_entry(
-                raw,
-                source=document.source,
-                origin=f"{document.origin} entry {number}",
-                feed_date=feed_date,
-                default_zone=default_zone,
-            )
-        except EntryError as error:
-            problems.append(str(error))
-            continue
-        entries.append(entry)
-    return ParsedFeed(
-        title=plain_text(head.title) or None,
-        link=head.link if head.link and is_web_url(head.link) else None,
-        entries=tuple(entries),
-        problems=tuple(problems),
+    return assemble_feed(
+        document,
+        head,
+        (_read(item) for item in items),
+        feed_author=feed_author,
+        default_zone=default_zone,
         parser="lxml",
     )
 
