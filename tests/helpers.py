@@ -5,6 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from aggregator.models import Entry
 
 
 def run_aggregator(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -16,3 +19,17 @@ def run_aggregator(config: Path, *args: str) -> subprocess.CompletedProcess[str]
         timeout=180,
         check=False,
     )
+
+
+def entry_fields(entry: Entry) -> dict[str, Any]:
+    """The fields of an Entry that fixture expectations pin, in JSON-friendly form."""
+    return {
+        "key": entry.key,
+        "title": entry.title,
+        "link": entry.link,
+        "published": entry.published.isoformat(),
+        "updated": entry.updated.isoformat(),
+        "author": entry.author,
+        "tags": list(entry.tags),
+        "image": entry.image,
+    }

@@ -26,6 +26,7 @@ from aggregator.parse import ParsedFeed, parse_date, parse_feed
 from aggregator.parse.charsets import decode_xml
 from aggregator.parse.fallback import parse_with_feedparser
 from aggregator.parse.feeds import parse_xml_feed
+from tests.helpers import entry_fields
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 EXPECTED = ".expected.json"
@@ -50,17 +51,7 @@ def _text(html: str) -> str:
 
 
 def _fields(entry: Entry) -> dict[str, Any]:
-    return {
-        "key": entry.key,
-        "title": entry.title,
-        "link": entry.link,
-        "published": entry.published.isoformat(),
-        "updated": entry.updated.isoformat(),
-        "author": entry.author,
-        "tags": list(entry.tags),
-        "image": entry.image,
-        "text": _text(entry.content_html),
-    }
+    return {**entry_fields(entry), "text": _text(entry.content_html)}
 
 
 def _check_problems(feed: ParsedFeed, expected: list[str], url: str) -> None:

@@ -15,23 +15,11 @@ import pytest
 from aggregator.errors import EntryError
 from aggregator.models import Document, Entry
 from aggregator.parse import discover_feeds, extract_article, find_article_links
+from tests.helpers import entry_fields
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pages"
 PAGES = sorted(FIXTURES.glob("*.html"))
 SELECTORS = ("content_selector", "title_selector", "date_selector")
-
-
-def _fields(entry: Entry) -> dict[str, Any]:
-    return {
-        "key": entry.key,
-        "title": entry.title,
-        "link": entry.link,
-        "published": entry.published.isoformat(),
-        "updated": entry.updated.isoformat(),
-        "author": entry.author,
-        "tags": list(entry.tags),
-        "image": entry.image,
-    }
 
 
 def _run(document: Document, check: dict[str, Any], zone: ZoneInfo) -> object:
@@ -72,7 +60,7 @@ def test_page_fixture(page: Path) -> None:
             assert result == check["feeds"]
         else:
             assert isinstance(result, Entry)
-            assert _fields(result) == check["entry"]
+            assert entry_fields(result) == check["entry"]
             wanted = datetime.fromisoformat(check["entry"]["published"])
             assert result.published.utcoffset() == wanted.utcoffset()
             assert result.source == "test"
