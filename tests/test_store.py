@@ -595,58 +595,57 @@ def test_two_machines_saving_the_same_source_at_once(store_url: str) -> None:
             store.close()
 
 
-def test_sqlite_connection_settings(tmp_path: Path) -> None:
+@pytest.fixture
+def sqlite_file(tmp_path: Path) -> Iterator[tuple[Store, str]]:
+    """A migrated store on a real SQLite file, and its URL."""
     url = f"sqlite:///{tmp_path / 'aggregator.db'}"
     store = Store(url)
     try:
         store.migrate()
-        with store._engine.connect() as connection:
-            pragma = connection.exec_driver_sql
-            assert pragma("PRAGMA journal_mode").scalar() == "wal"
-            assert pragma("PRAGMA busy_timeout").scalar() == 5000
-            assert pragma("PRAGMA foreign_keys").scalar() == 1
-            assert pragma("PRAGMA synchronous").scalar() == 1  # NORMAL
+        yield store, url
     finally:
         store.close()
+
+
+def test_sqlite_connection_settings(sqlite_file: tuple[Store, str]) -> None:
+    store, url = sqlite_file
+    with store._engine.connect() as connection:
+        pragma = connection.exec_driver_sql
+        assert pragma("PRAGMA journal_mode").scalar() == "wal"
+        assert pragma("PRAGMA busy_timeout").scalar() == 5000
+        assert pragma("PRAGMA foreign_keys").scalar() == 1
+        assert pragma("PRAGMA synchronous").scalar() == 1  # NORMAL
     # WAL is a property of the file: every later connection, ours or not, uses it.
     assert fetch(url, "PRAGMA journal_mode") == [("wal",)]
 
 
-def test_sqlite_write_transactions_lock_from_begin(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'aggregator.db'}"
-    store = Store(url)
+def test_sqlite_write_transactions_lock_from_begin(
+    sqlite_file: tuple[Store, str], tmp_path: Path
+) -> None:
+    store, _ = sqlite_file
+    other = sqlite3.connect(tmp_path / "aggregator.db", timeout=0, isolation_level=None)
     try:
-        store.migrate()
-        other = sqlite3.connect(tmp_path / "aggregator.db", timeout=0, isolation_level=None)
-        try:
-            with write_transaction(store._engine):
-                # Nothing written yet, but the write lock is already ours.
-                with pytest.raises(sqlite3.OperationalError, match="locked"):
-                    other.execute("BEGIN IMMEDIATE")
-                # Readers are not blocked (WAL).
-                assert other.execute("SELECT count(*) FROM article").fetchone() == (0,)
-            other.execute("BEGIN IMMEDIATE")
-            other.execute("ROLLBACK")
-        finally:
-            other.close()
+        with write_transaction(store._engine):
+            # Nothing written yet, but the write lock is already ours.
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+            # Readers are not blocked (WAL).
+            assert other.execute("SELECT count(*) FROM article").fetchone() == (0,)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
     finally:
-        store.close()
+        other.close()
 
 
-def test_sqlite_foreign_keys_are_enforced(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'aggregator.db'}"
-    store = Store(url)
-    try:
-        store.migrate()
-        with (
-            pytest.raises(Exception, match="FOREIGN KEY"),
-            store._engine.begin() as connection,
-        ):
-            connection.exec_driver_sql(
-                "INSERT INTO article_tag (article_id, tag_id, position) VALUES ('x', 1, 0)"
-            )
-    finally:
-        store.close()
+def test_sqlite_foreign_keys_are_enforced(sqlite_file: tuple[Store, str]) -> None:
+    store, _ = sqlite_file
+    with (
+        pytest.raises(Exception, match="FOREIGN KEY"),
+        store._engine.begin() as connection,
+    ):
+        connection.exec_driver_sql(
+            "INSERT INTO article_tag (article_id, tag_id, position) VALUES ('x', 1, 0)"
+        )
 
 
 def test_threads_migrating_at_once_both_succeed(store_url: str) -> None:
