@@ -76,6 +76,7 @@ class Article:
     minhash: tuple[int, ...] = ()
     shingles: int = 0
     lead_minhash: tuple[int, ...] = ()  # MinHash of the first 150 characters, for excerpts
+    bands: tuple[int, ...] = ()  # LSH band keys of minhash + lead_minhash (aggregator.lsh)
 
 
 @dataclass(frozen=True, slots=True)

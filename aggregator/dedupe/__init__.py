@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -36,6 +36,7 @@ from aggregator.dedupe.minhash import (
     near_fingerprint,
     normalise,
 )
+from aggregator.lsh import ROWS_PER_BAND, band_keys
 from aggregator.models import Article, CleanedHtml, Entry, FeedItem, NearCandidate, Provenance
 from aggregator.urls import canonical_url
 
@@ -60,8 +61,8 @@ MIN_HASHED_CHARS = MIN_CHARS
 # LSH banding: the 128 MinHash values in 32 bands of 4. Two texts become candidates when one
 # band is equal in both: probability 1 − (1 − J⁴)³², 0.87 at J = 0.5, 0.99 at J = 0.6. The 32
 # values of the lead add 8 bands, numbered after those. The store indexes the same bands
-# (store/near.py).
-LSH_ROWS = 4
+# (aggregator.lsh computes them for both).
+LSH_ROWS = ROWS_PER_BAND
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,7 @@ def identify(entry: Entry, cleaned: CleanedHtml, tags: Sequence[str]) -> Article
         minhash=near.minhash if near else (),
         shingles=near.shingles if near else 0,
         lead_minhash=near.lead if near else (),
+        bands=band_keys(near.minhash, near.lead) if near else (),
     )
 
 
@@ -180,12 +182,10 @@ def _fingerprint(article: Article | NearCandidate) -> NearFingerprint:
     return NearFingerprint(article.minhash, article.shingles)
 
 
-def _bands(article: Article) -> Iterator[int]:
-    """The whole text's bands, then the lead's: each (number, values) hashed to one int. A
-    rare collision only proposes a pair the rule then checks."""
-    values = (*article.minhash, *article.lead_minhash)
-    for start in range(0, len(values) - LSH_ROWS + 1, LSH_ROWS):
-        yield hash((start // LSH_ROWS, *values[start : start + LSH_ROWS]))
+def _bands(article: Article) -> tuple[int, ...]:
+    """The whole text's bands, then the lead's (aggregator.lsh). A rare collision only
+    proposes a pair the rule then checks."""
+    return article.bands or band_keys(article.minhash, article.lead_minhash)
 
 
 def _stored_near_cluster(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from alembic import command
 from alembic.config import Config
@@ -15,7 +15,8 @@ from sqlalchemy.engine import Connection
 
 from aggregator.errors import StoreError
 from aggregator.models import Article, NearCandidate, SourceState, TagSummary
-from aggregator.store import near, reads, writes
+from aggregator.store import near, reads
+from aggregator.store.batch import StoreTransaction
 from aggregator.store.engine import (
     describe,
     make_engine,
@@ -74,6 +75,12 @@ class Store:
         with store_errors(f"{self._name}: reading"), read_transaction(self._engine) as conn:
             yield conn
 
+    @contextmanager
+    def transaction(self, what: str = "saving") -> Iterator[StoreTransaction]:
+        """One write transaction for several saves: all of them commit, or none does."""
+        with self._writing(what) as conn:
+            yield StoreTransaction(conn)
+
     def find_clusters(
         self, canonical_urls: Collection[str], content_hashes: Collection[str]
     ) -> dict[str, str]:
@@ -83,18 +90,12 @@ class Store:
     def save_articles(
         self, source: str, articles: Sequence[Article], state: SourceState
     ) -> SaveResult:
-        strangers = sorted({article.source for article in articles} - {source})
-        if strangers or state.name != source:
-            raise ValueError(
-                f"save_articles({source!r}) got articles of {strangers} and state {state.name!r}"
-            )
-        now = datetime.now(UTC)
-        with self._writing(f"saving {source}") as conn:
-            return writes.save_articles(conn, articles, state, now)
+        with self.transaction(f"saving {source}") as transaction:
+            return transaction.save_articles(source, articles, state)
 
     def save_state(self, state: SourceState) -> None:
-        with self._writing(f"saving the state of {state.name}") as conn:
-            writes.save_state(conn, state)
+        with self.transaction(f"saving the state of {state.name}") as transaction:
+            transaction.save_state(state)
 
     def source_state(self, name: str) -> SourceState | None:
         with self._reading() as conn:
@@ -135,9 +136,7 @@ class Store:
         """Per article id: the stored articles its MinHash shares an LSH band with, published
         within `window` of it (itself excepted). Articles without a signature get none."""
         with self._reading() as conn:
-            return near.candidates(
-                conn, [article for article in articles if article.minhash], window
-            )
+            return StoreTransaction(conn).near_candidates(articles, window)
 
     def shared_clusters(self, limit: int) -> list[tuple[Article, ...]]:
         """Stories carried by more than one article, newest first, first article first."""

@@ -3,12 +3,12 @@
     article_near  (seq, article_id, published, shingles, minhash, lead_minhash)   one per article
     article_band  (band_key, article_seq)                                        40 per article
 
-The signatures are cut into bands of ROWS_PER_BAND values: 32 bands of the whole text's 128
-values, then 8 of the lead's 32 (see dedupe.minhash). Each band, with its number, is hashed to
-one signed 64-bit key. Two articles are candidates when they share a key. The band
-table holds nothing but its primary key (band_key, article_seq), WITHOUT ROWID on SQLite, and
-points at a small integer instead of the 36-character article id: that keeps the index near
-17 bytes a band. A lookup is a range of the primary key per key, then a join by integer.
+The signatures are cut into bands (aggregator.lsh): 32 bands of the whole text's 128 values,
+then 8 of the lead's 32. Each band, with its number, is hashed to one signed 64-bit key. Two
+articles are candidates when they share a key. The band table holds nothing but its primary
+key (band_key, article_seq), WITHOUT ROWID on SQLite, and points at a small integer instead of
+the 36-character article id: that keeps the index near 17 bytes a band. A lookup is a range of
+the primary key per key, then a join by integer.
 
 Band rows carry no foreign key (that would need a second index as large as the first): they
 are replaced together with their article_near row, and a band left behind by a deleted article
@@ -17,7 +17,6 @@ only ever proposes a row that no longer exists.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -27,16 +26,19 @@ from typing import Any, TypeVar
 from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
+from aggregator.lsh import band_keys
 from aggregator.models import Article, NearCandidate
+from aggregator.store.engine import execute_many
 from aggregator.store.rows import article_from_row
 from aggregator.store.tables import ARTICLE, ARTICLE_BAND, ARTICLE_NEAR, ARTICLE_TAG, TAG
 
-# The dedupe stage's banding (dedupe.LSH_ROWS): 128 values make 32 bands of 4.
-ROWS_PER_BAND = 4
 # Bound parameters per IN list (as in writes.py).
 CHUNK = 500
 
 T = TypeVar("T")
+
+_INSERT_BAND = "INSERT INTO article_band (band_key, article_seq) VALUES (?, ?)"
+_DELETE_BAND = "DELETE FROM article_band WHERE band_key = ? AND article_seq = ?"
 
 
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -52,20 +54,9 @@ def unpack(blob: bytes) -> tuple[int, ...]:
     return struct.unpack(f"<{len(blob) // 4}I", blob)
 
 
-def band_keys(minhash: Sequence[int], lead: Sequence[int] = ()) -> set[int]:
-    """One signed 64-bit key per band: the band's number and values, hashed."""
-    packed = pack((*minhash, *lead))
-    width = ROWS_PER_BAND * 4
-    keys = set()
-    for band in range(len(packed) // width):
-        chunk = band.to_bytes(2, "little") + packed[band * width : (band + 1) * width]
-        digest = hashlib.blake2b(chunk, digest_size=8).digest()
-        keys.add(int.from_bytes(digest, "little", signed=True))
-    return keys
-
-
 def article_keys(article: Article) -> set[int]:
-    return band_keys(article.minhash, article.lead_minhash)
+    """The band keys of an article: computed by the worker that fingerprinted it, else here."""
+    return set(article.bands or band_keys(article.minhash, article.lead_minhash))
 
 
 def save(connection: Connection, articles: Sequence[Article]) -> None:
@@ -102,17 +93,11 @@ def save(connection: Connection, articles: Sequence[Article]) -> None:
 
 def _remove(connection: Connection, rows: Sequence[Any]) -> None:
     bands = [
-        {"key": key, "seq": row.seq}
+        (key, row.seq)
         for row in rows
-        for key in band_keys(unpack(row.minhash), unpack(row.lead_minhash))
+        for key in set(band_keys(unpack(row.minhash), unpack(row.lead_minhash)))
     ]
-    connection.execute(
-        delete(ARTICLE_BAND).where(
-            ARTICLE_BAND.c.band_key == bindparam("key"),
-            ARTICLE_BAND.c.article_seq == bindparam("seq"),
-        ),
-        bands,
-    )
+    execute_many(connection, _DELETE_BAND, bands)
     for chunk in _chunks([row.seq for row in rows]):
         connection.execute(delete(ARTICLE_NEAR).where(ARTICLE_NEAR.c.seq.in_(chunk)))
 
@@ -137,14 +122,8 @@ def _add(connection: Connection, articles: Sequence[Article]) -> None:
             ARTICLE_NEAR.c.article_id.in_(chunk)
         )
         seqs.update((row.article_id, row.seq) for row in connection.execute(query))
-    connection.execute(
-        insert(ARTICLE_BAND),
-        [
-            {"band_key": key, "article_seq": seqs[article.id]}
-            for article in articles
-            for key in article_keys(article)
-        ],
-    )
+    bands = [(key, seqs[article.id]) for article in articles for key in article_keys(article)]
+    execute_many(connection, _INSERT_BAND, bands)
 
 
 _REPRESENTATIVE = ARTICLE.alias("representative")
@@ -201,7 +180,8 @@ def candidates(
                 cluster_first_seen=_aware(row.since),
                 cluster_published=_aware(row.first),
             )
-            shared = band_keys(candidate.minhash, unpack(row.lead_minhash)).intersection(chunk)
+            mine = band_keys(candidate.minhash, unpack(row.lead_minhash))
+            shared = set(mine).intersection(chunk)
             for article in {id(a): a for key in shared for a in asking[key]}.values():
                 close = abs(candidate.published - article.published) <= window
                 if close and candidate.article_id != article.id:

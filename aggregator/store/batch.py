@@ -1,0 +1,52 @@
+"""A write transaction several jobs share: the lookups a save depends on and the save itself.
+
+The pass groups the saves of many sources into one transaction (one commit instead of one per
+source), and each source's cluster lookup must see what the sources before it saved; so the
+lookups run on the same connection as the writes, inside the same BEGIN IMMEDIATE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.engine import Connection
+
+from aggregator.models import Article, NearCandidate, SourceState
+from aggregator.store import near, reads, writes
+from aggregator.store.writes import SaveResult
+
+
+class StoreTransaction:
+    """The store's write methods bound to one open transaction (see Store.transaction)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def find_clusters(
+        self, canonical_urls: Collection[str], content_hashes: Collection[str]
+    ) -> dict[str, str]:
+        """Cluster ids of stored articles with these canonical URLs or text hashes."""
+        return reads.find_clusters(self._connection, canonical_urls, content_hashes)
+
+    def near_candidates(
+        self, articles: Sequence[Article], window: timedelta
+    ) -> dict[str, list[NearCandidate]]:
+        """Per article id: the stored articles its MinHash shares an LSH band with, published
+        within `window` of it (itself excepted). Articles without a signature get none."""
+        signed = [article for article in articles if article.minhash]
+        return near.candidates(self._connection, signed, window) if signed else {}
+
+    def save_articles(
+        self, source: str, articles: Sequence[Article], state: SourceState
+    ) -> SaveResult:
+        """Insert new articles, update changed ones in place, and save the source's state."""
+        strangers = sorted({article.source for article in articles} - {source})
+        if strangers or state.name != source:
+            raise ValueError(
+                f"save_articles({source!r}) got articles of {strangers} and state {state.name!r}"
+            )
+        return writes.save_articles(self._connection, articles, state, datetime.now(UTC))
+
+    def save_state(self, state: SourceState) -> None:
+        writes.save_state(self._connection, state)
