@@ -80,7 +80,8 @@ def _save(store: Store, *articles: Article) -> None:
 
 def _ingest(store: Store, *articles: Article, config: Config | None = None) -> list[Article]:
     """What the pipeline does per source: cluster against the store, then save."""
-    clustered = cluster(config or Config(), store, list(articles))
+    with store.transaction() as transaction:
+        clustered = cluster(config or Config(), transaction, list(articles))
     _save(store, *clustered)
     return clustered
 

@@ -5,21 +5,26 @@ from __future__ import annotations
 from aggregator.config import Config
 from aggregator.dedupe import NearSettings, assign_clusters
 from aggregator.models import Article
-from aggregator.store import Store
+from aggregator.store import StoreTransaction
 
 
-def cluster(config: Config, store: Store, articles: list[Article]) -> list[Article]:
+def cluster(
+    config: Config, transaction: StoreTransaction, articles: list[Article]
+) -> list[Article]:
     """Put each article in the cluster of a stored or earlier copy of the same story: the same
-    canonical URL or text hash (exact), or a near-duplicate text (MinHash, LSH in the store)."""
+    canonical URL or text hash (exact), or a near-duplicate text (MinHash, LSH in the store).
+
+    Runs in the transaction that saves the articles, so no other save can come between the
+    lookup and the save and let two copies of a story miss each other."""
     settings = NearSettings(
         jaccard=config.dedupe.jaccard,
         containment=config.dedupe.containment,
         min_shingles=config.dedupe.min_shingles,
         window=config.dedupe.window,
     )
-    known = store.find_clusters(
+    known = transaction.find_clusters(
         [article.link for article in articles if article.link],
         [article.content_hash for article in articles if article.content_hash],
     )
-    near = store.near_candidates(articles, settings.window)
+    near = transaction.near_candidates(articles, settings.window)
     return assign_clusters(articles, known, near, settings)

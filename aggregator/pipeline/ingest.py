@@ -27,8 +27,9 @@ from aggregator.pipeline.process import (
     process_feed,
     process_posts,
 )
+from aggregator.pipeline.writer import GroupWriter
 from aggregator.schedule import failed, succeeded
-from aggregator.store import SaveResult, Store
+from aggregator.store import SaveResult, Store, StoreTransaction
 from aggregator.urls import canonical_url
 
 log = logging.getLogger("aggregator")
@@ -58,6 +59,10 @@ class Ingest:
     writer: Executor  # one thread: every store call, in order
     now: datetime
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+    _saves: GroupWriter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._saves = GroupWriter(self.store, self.writer)
 
     async def source(self, source: SourceConfig, state: SourceState) -> SourceReport:
         recipe = Recipe.of(self.config, source)
@@ -69,16 +74,14 @@ class Ingest:
             if fetch.error:
                 return await self._failed(source, state, fetch.error, fetch)
             if fetch.not_modified or fetch.document is None:
-                await self._db(
-                    self.store.save_state,
-                    succeeded(
-                        state,
-                        self.now,
-                        self.config.interval(source),
-                        result="not modified",
-                        fetch=fetch,
-                    ),
+                unchanged = succeeded(
+                    state,
+                    self.now,
+                    self.config.interval(source),
+                    result="not modified",
+                    fetch=fetch,
                 )
+                await self._saves.run(lambda transaction: transaction.save_state(unchanged))
                 log.debug("%s: not modified", source.name)
                 return SourceReport(source.name, not_modified=True)
             if source.kind == "feed":
@@ -97,9 +100,13 @@ class Ingest:
         fetch: FetchResult | None,
     ) -> SourceReport:
         new_state = succeeded(state, self.now, self.config.interval(source), fetch=fetch)
-        saved = await self._db(
-            _cluster_and_save, self.config, self.store, list(processed.articles), new_state
-        )
+        articles = list(processed.articles)
+
+        def cluster_and_save(transaction: StoreTransaction) -> SaveResult:
+            clustered = cluster(self.config, transaction, articles)
+            return transaction.save_articles(source.name, clustered, new_state)
+
+        saved = await self._saves.run(cluster_and_save)
         for message in processed.problems:
             log.warning("%s: skipped %s", source.name, message)
         log.info(
@@ -120,7 +127,7 @@ class Ingest:
         self, source: SourceConfig, state: SourceState, error: str, fetch: FetchResult | None
     ) -> SourceReport:
         new_state = failed(state, self.now, self.config.interval(source), error, fetch=fetch)
-        await self._db(self.store.save_state, new_state)
+        await self._saves.run(lambda transaction: transaction.save_state(new_state))
         log.error("%s: failed: %s (next try %s)", source.name, error, new_state.next_fetch_at)
         return SourceReport(source.name, error=error)
 
@@ -166,11 +173,3 @@ class Ingest:
 
     async def _db(self, function: Callable[..., T], *args: object) -> T:
         return await self._loop.run_in_executor(self.writer, function, *args)
-
-
-def _cluster_and_save(
-    config: Config, store: Store, articles: list[Article], state: SourceState
-) -> SaveResult:
-    # One job on the store thread: another source's articles must not be saved between this
-    # source's cluster lookup and its save, or two copies of a story would miss each other.
-    return store.save_articles(state.name, cluster(config, store, articles), state)

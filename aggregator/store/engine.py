@@ -115,8 +115,12 @@ def execute_many(connection: Connection, statement: str, rows: Sequence[tuple[An
     For the hot inserts of a pass (forty LSH band rows an article): SQLAlchemy's executemany
     binds every row through its compiler, several times slower than the driver's own loop.
     """
-    if not rows:
-        return
-    if connection.dialect.paramstyle != "qmark":  # psycopg: format / pyformat
-        statement = statement.replace("?", "%s")
-    connection.exec_driver_sql(statement, list(rows))
+    if rows:
+        connection.exec_driver_sql(driver_sql(connection, statement), list(rows))
+
+
+def driver_sql(connection: Connection, statement: str) -> str:
+    """A statement written with `?` placeholders in the driver's own paramstyle."""
+    if connection.dialect.paramstyle == "qmark":
+        return statement
+    return statement.replace("?", "%s")  # psycopg: format / pyformat

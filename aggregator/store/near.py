@@ -28,9 +28,9 @@ from sqlalchemy.engine import Connection
 
 from aggregator.lsh import band_keys
 from aggregator.models import Article, NearCandidate
-from aggregator.store.engine import execute_many
+from aggregator.store.engine import driver_sql, execute_many
 from aggregator.store.rows import article_from_row
-from aggregator.store.tables import ARTICLE, ARTICLE_BAND, ARTICLE_NEAR, ARTICLE_TAG, TAG
+from aggregator.store.tables import ARTICLE, ARTICLE_NEAR, ARTICLE_TAG, TAG
 
 # Bound parameters per IN list (as in writes.py).
 CHUNK = 500
@@ -39,6 +39,7 @@ T = TypeVar("T")
 
 _INSERT_BAND = "INSERT INTO article_band (band_key, article_seq) VALUES (?, ?)"
 _DELETE_BAND = "DELETE FROM article_band WHERE band_key = ? AND article_seq = ?"
+_BAND_LOOKUP = "SELECT article_seq, band_key FROM article_band WHERE band_key IN "
 
 
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -128,8 +129,6 @@ def _add(connection: Connection, articles: Sequence[Article]) -> None:
 
 _REPRESENTATIVE = ARTICLE.alias("representative")
 # Built once: SQLAlchemy then reuses its compiled form, which matters at a few ms a query.
-# The band lookup is a subquery: SQLite runs it first (a primary-key range per key) and joins
-# the few article_near rows it names by their integer key.
 _CANDIDATES = (
     select(
         ARTICLE_NEAR.c.seq,
@@ -137,7 +136,6 @@ _CANDIDATES = (
         ARTICLE_NEAR.c.published,
         ARTICLE_NEAR.c.shingles,
         ARTICLE_NEAR.c.minhash,
-        ARTICLE_NEAR.c.lead_minhash,
         ARTICLE.c.source,
         ARTICLE.c.cluster_id,
         func.coalesce(_REPRESENTATIVE.c.first_seen, ARTICLE.c.first_seen).label("since"),
@@ -146,11 +144,7 @@ _CANDIDATES = (
     .join(ARTICLE, ARTICLE.c.id == ARTICLE_NEAR.c.article_id)
     .outerjoin(_REPRESENTATIVE, _REPRESENTATIVE.c.id == ARTICLE.c.cluster_id)
     .where(
-        ARTICLE_NEAR.c.seq.in_(
-            select(ARTICLE_BAND.c.article_seq).where(
-                ARTICLE_BAND.c.band_key.in_(bindparam("keys", expanding=True))
-            )
-        ),
+        ARTICLE_NEAR.c.seq.in_(bindparam("seqs", expanding=True)),
         ARTICLE_NEAR.c.published.between(bindparam("low"), bindparam("high")),
     )
 )
@@ -160,16 +154,28 @@ def candidates(
     connection: Connection, articles: Sequence[Article], window: timedelta
 ) -> dict[str, list[NearCandidate]]:
     """Stored articles sharing a band with each article and published within `window` of it,
-    the article itself excepted; keyed by article id, articles without candidates left out."""
+    the article itself excepted; keyed by article id, articles without candidates left out.
+
+    Two steps: the band keys alone first (a primary-key range each, written as plain SQL: a
+    new story, the common case, finds nothing and costs no more than that), then the few
+    articles they name, with the keys each matched, so no signature is banded again here.
+    """
     asking: dict[int, list[Article]] = defaultdict(list)
     for article in articles:
         for key in article_keys(article):
             asking[key].append(article)
-    found: dict[str, dict[int, NearCandidate]] = defaultdict(dict)
+    matched: dict[int, set[int]] = defaultdict(set)  # article_seq -> band keys it shares
     for chunk in _chunks(list(asking)):
-        dates = [article.published for key in chunk for article in asking[key]]
-        parameters = {"keys": chunk, "low": min(dates) - window, "high": max(dates) + window}
-        for row in connection.execute(_CANDIDATES, parameters):
+        lookup = _BAND_LOOKUP + "(" + ",".join("?" * len(chunk)) + ")"
+        for seq, key in connection.exec_driver_sql(driver_sql(connection, lookup), tuple(chunk)):
+            matched[seq].add(key)
+    if not matched:
+        return {}
+    dates = [article.published for article in articles]
+    window_of_all = {"low": min(dates) - window, "high": max(dates) + window}
+    found: dict[str, dict[int, NearCandidate]] = defaultdict(dict)
+    for chunk in _chunks(sorted(matched)):
+        for row in connection.execute(_CANDIDATES, {"seqs": chunk, **window_of_all}):
             candidate = NearCandidate(
                 article_id=row.article_id,
                 source=row.source,
@@ -180,9 +186,8 @@ def candidates(
                 cluster_first_seen=_aware(row.since),
                 cluster_published=_aware(row.first),
             )
-            mine = band_keys(candidate.minhash, unpack(row.lead_minhash))
-            shared = set(mine).intersection(chunk)
-            for article in {id(a): a for key in shared for a in asking[key]}.values():
+            proposed = {id(a): a for key in matched[row.seq] for a in asking[key]}
+            for article in proposed.values():
                 close = abs(candidate.published - article.published) <= window
                 if close and candidate.article_id != article.id:
                     found[article.id][row.seq] = candidate

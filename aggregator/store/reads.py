@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import bindparam, distinct, func, select
 from sqlalchemy.engine import Connection
 
 from aggregator.models import Article, SourceState, TagSummary
@@ -15,32 +15,42 @@ from aggregator.store.rows import article_from_row, state_from_row, url_hash
 from aggregator.store.tables import ARTICLE, ARTICLE_TAG, SOURCE_STATE, TAG
 from aggregator.store.writes import chunks
 
+_REPRESENTATIVE = ARTICLE.alias("representative")
+
+
+def _cluster_lookup(column: Any) -> Any:
+    # Built once per column: SQLAlchemy then reuses the compiled statement.
+    return (
+        select(
+            column.label("match"),
+            ARTICLE.c.cluster_id,
+            func.coalesce(_REPRESENTATIVE.c.first_seen, ARTICLE.c.first_seen),
+            func.coalesce(_REPRESENTATIVE.c.published, ARTICLE.c.published),
+        )
+        .select_from(
+            ARTICLE.outerjoin(_REPRESENTATIVE, _REPRESENTATIVE.c.id == ARTICLE.c.cluster_id)
+        )
+        .where(column.in_(bindparam("wanted", expanding=True)))
+    )
+
+
+_BY_LINK = _cluster_lookup(ARTICLE.c.link_hash)
+_BY_CONTENT = _cluster_lookup(ARTICLE.c.content_hash)
+
 
 def find_clusters(
     connection: Connection, canonical_urls: Collection[str], content_hashes: Collection[str]
 ) -> dict[str, str]:
-    representative = ARTICLE.alias("representative")
     # Keyed by what was asked for: (age of the cluster, cluster id), the oldest wins.
     best: dict[str, tuple[tuple[datetime, datetime, str], str]] = {}
     lookups = (
-        (ARTICLE.c.link_hash, {url_hash(url): url for url in canonical_urls}),
-        (ARTICLE.c.content_hash, {value: value for value in content_hashes}),
+        (_BY_LINK, {url_hash(url): url for url in canonical_urls}),
+        (_BY_CONTENT, {value: value for value in content_hashes}),
     )
-    for column, wanted in lookups:
+    for query, wanted in lookups:
         for chunk in chunks(list(wanted)):
-            query = (
-                select(
-                    column.label("match"),
-                    ARTICLE.c.cluster_id,
-                    func.coalesce(representative.c.first_seen, ARTICLE.c.first_seen),
-                    func.coalesce(representative.c.published, ARTICLE.c.published),
-                )
-                .select_from(
-                    ARTICLE.outerjoin(representative, representative.c.id == ARTICLE.c.cluster_id)
-                )
-                .where(column.in_(chunk))
-            )
-            for match, cluster_id, first_seen, published in connection.execute(query):
+            rows = connection.execute(query, {"wanted": list(chunk)})
+            for match, cluster_id, first_seen, published in rows:
                 asked = wanted[match]
                 age = (first_seen, published, cluster_id)
                 if asked not in best or age < best[asked][0]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta, timezone
@@ -11,8 +10,9 @@ from typing import Any
 
 from aggregator.models import Article, SourceState
 
-# Article fields that identify a row rather than describe it: never part of "changed".
-_IDENTITY = ("id", "source", "key", "cluster_id")
+# Article fields that identify a row rather than describe it, or derive from others (the LSH
+# bands from the MinHash): never part of "changed".
+_IDENTITY = ("id", "source", "key", "cluster_id", "bands")
 _DESCRIPTIVE = tuple(field.name for field in fields(Article) if field.name not in _IDENTITY)
 STATE_FIELDS = tuple(field.name for field in fields(SourceState))
 
@@ -33,13 +33,24 @@ def in_zone(moment: datetime, minutes: int) -> datetime:
 
 
 def signature(article: Article) -> str:
-    """A digest of everything save_articles writes for a known article."""
-    values: list[Any] = []
+    """A digest of everything save_articles writes for a known article.
+
+    Each value goes in length-prefixed, so no two different articles hash the same text; the
+    bodies are hashed as they are, which is many times faster than serialising them first.
+    """
+    digest = hashlib.sha256()
     for name in _DESCRIPTIVE:
         value = getattr(article, name)
-        values.append(value.isoformat() if isinstance(value, datetime) else value)
-    encoded = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(encoded.encode()).hexdigest()
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        encoded = (
+            value.encode("utf-8", "surrogatepass")
+            if isinstance(value, str)
+            else repr(value).encode()
+        )
+        digest.update(b"%d:" % len(encoded))
+        digest.update(encoded)
+    return digest.hexdigest()
 
 
 def article_values(article: Article, first_seen: datetime) -> dict[str, Any]:
