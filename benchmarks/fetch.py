@@ -169,7 +169,11 @@ def _count(db: Path, table: str) -> int:
 
 
 def _ours(
-    work: Path, urls: list[tuple[str, str]], farm: Connection, profile: Path | None
+    work: Path,
+    urls: list[tuple[str, str]],
+    farm: Connection,
+    profile: Path | None,
+    profiled: str = "first",
 ) -> list[Run]:
     work.mkdir()
     lines = [
@@ -186,7 +190,7 @@ def _ours(
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     runs = []
     for label in ("first", "re-pass"):
-        prefix = ["-m", "cProfile", "-o", str(profile)] if profile and label == "first" else []
+        prefix = ["-m", "cProfile", "-o", str(profile)] if profile and label == profiled else []
         wall, cpu, tree, biggest, tail = _measure([sys.executable, *prefix, *command], env, work)
         farm.send("stats")
         statuses = farm.recv()
@@ -266,7 +270,13 @@ def main() -> int:
     parser.add_argument(
         "--profile", type=Path, help="run our first pass under cProfile, stats to this file"
     )
+    parser.add_argument(
+        "--profile-pass", choices=("first", "re-pass"), default="first", help="which --profile"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--ours-only", action="store_true", help="skip newsboat (a quick look, no verdict)"
+    )
     args = parser.parse_args()
     if shutil.which("newsboat") is None:
         print("newsboat is not installed (apt-get install newsboat)", file=sys.stderr)
@@ -292,8 +302,9 @@ def main() -> int:
         )
         ours_end.send("stats")  # clear the log of the warm-up
         ours_end.recv()
-        runs = _ours(work / "ours", urls, ours_end, args.profile)
-        runs += _newsboat(work / "newsboat", urls, ours_end, args.threads)
+        runs = _ours(work / "ours", urls, ours_end, args.profile, args.profile_pass)
+        if not args.ours_only:
+            runs += _newsboat(work / "newsboat", urls, ours_end, args.threads)
     finally:
         ours_end.send("stop")
         farm.join(timeout=15)
@@ -309,6 +320,8 @@ def main() -> int:
     print()
     for run in runs:
         print(f"{run.tool} {run.label}: {run.note}")
+    if args.ours_only:
+        return 0
     ours = {run.label: run for run in runs if run.tool == "aggregator"}
     theirs = {run.label: run for run in runs if run.tool == "newsboat"}
     ratio = ours["first"].wall / theirs["first"].wall

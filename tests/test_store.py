@@ -19,13 +19,14 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from aggregator.errors import StoreError
 from aggregator.models import Article, SourceState, TagSummary
 from aggregator.store import SaveResult, Store
-from aggregator.store.api import MIGRATIONS
+from aggregator.store.api import MIGRATIONS, newest_revision
 from aggregator.store.engine import write_transaction
 from aggregator.store.tables import METADATA
 
@@ -669,3 +670,11 @@ def test_threads_migrating_at_once_both_succeed(store_url: str) -> None:
     finally:
         for store in stores:
             store.close()
+
+
+def test_the_newest_revision_read_off_the_file_names_is_alembics_head() -> None:
+    # Store.migrate skips alembic when the schema is at newest_revision(): if the two ever
+    # disagreed, a store would stay on an old schema.
+    config = AlembicConfig()
+    config.set_main_option("script_location", MIGRATIONS)
+    assert ScriptDirectory.from_config(config).get_current_head() == newest_revision()

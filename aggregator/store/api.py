@@ -6,12 +6,11 @@ import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.errors import StoreError
 from aggregator.models import Article, NearCandidate, SourceState, TagSummary
@@ -28,6 +27,15 @@ from aggregator.store.engine import (
 from aggregator.store.writes import SaveResult
 
 MIGRATIONS = "aggregator:migrations"
+_REVISIONS = Path(__file__).resolve().parent.parent / "migrations" / "versions"
+
+
+def newest_revision() -> str:
+    """The head revision, read off the file names (NNNN_name.py, revision "NNNN") so that a
+    store already current costs no alembic import; a test holds it to alembic's own head."""
+    return max(path.name.split("_", 1)[0] for path in _REVISIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
 # pg_advisory_xact_lock key serialising migrations of every aggregator on one server.
 _MIGRATION_LOCK = 0x61676772  # "aggr"
 # alembic's `context` and `op` are module-wide proxies: one migration per process at a time.
@@ -50,6 +58,13 @@ class Store:
         SQLite, an advisory lock on PostgreSQL), so a second process starting at the same
         moment waits, then finds the schema current.
         """
+        if self._revision() == newest_revision():
+            return  # the common case, answered without importing alembic (a quarter second)
+        # alembic is imported only when there is something to do.
+        from alembic import command  # noqa: PLC0415
+        from alembic.config import Config  # noqa: PLC0415
+        from alembic.util import CommandError  # noqa: PLC0415
+
         config = Config()
         config.set_main_option("script_location", MIGRATIONS)
         with _MIGRATING, self._writing("migrating") as conn:
@@ -61,6 +76,14 @@ class Store:
             except CommandError as error:
                 # e.g. the database was migrated by a newer aggregator than this one
                 raise StoreError(f"{self._name}: migrating: {error}") from error
+
+    def _revision(self) -> str | None:
+        """The schema's alembic revision; None when the store was never migrated."""
+        try:
+            with self._engine.connect() as conn:
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except SQLAlchemyError:
+            return None
 
     def close(self) -> None:
         self._engine.dispose()
