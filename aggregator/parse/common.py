@@ -24,7 +24,7 @@ _TAG = re.compile(r"<[A-Za-z/!]")
 # An attribute value that is neither absolute, protocol-relative, a fragment nor empty. Searching
 # for the `=` first and checking the name after is ten times faster than one regex with names.
 _RELATIVE_VALUE = re.compile(r"""=\s*["']?(?![a-zA-Z][a-zA-Z0-9+.-]*:|//|#|["'])""")
-_LINK_ATTRIBUTES = ("href", "src", "poster")
+_LINK_NAME = re.compile(r"(?:^|[\s\"'/])(?:href|src|poster)$")
 # ASCII whitespace and no-break spaces only: an ideographic space (U+3000) is typography in a
 # CJK title and stays byte-exact.
 _SPACES = re.compile(r"[ \t\n\r\f\v\u00a0]+")
@@ -109,8 +109,10 @@ def absolutize_html(fragment: str, base: str | None) -> str:
 
 def _has_relative_link(fragment: str) -> bool:
     for match in _RELATIVE_VALUE.finditer(fragment):
-        name = fragment[max(0, match.start() - 8) : match.start()].rstrip().lower()
-        if name.endswith(_LINK_ATTRIBUTES):
+        before = fragment[max(0, match.start() - 9) : match.start()].rstrip().lower()
+        # The whole attribute name: data-src or data-original-href are no links lxml rewrites
+        # (the clean stage resolves those), so they are no reason to parse the body here.
+        if _LINK_NAME.search(before):
             return True
     return False
 
