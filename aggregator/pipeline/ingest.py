@@ -55,7 +55,8 @@ class Ingest:
     config: Config
     store: Store
     fetcher: Fetcher
-    workers: Executor | None  # None: CPU work runs on a thread
+    # Worker processes, started on first use (a pass of 304s never needs them); None: threads.
+    workers: Callable[[], Executor] | None
     writer: Executor  # one thread: every store call, in order
     now: datetime
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
@@ -169,7 +170,7 @@ class Ingest:
     async def _cpu(self, function: Callable[..., T], *args: object) -> T:
         if self.workers is None:
             return await asyncio.to_thread(function, *args)
-        return await self._loop.run_in_executor(self.workers, function, *args)
+        return await self._loop.run_in_executor(self.workers(), function, *args)
 
     async def _db(self, function: Callable[..., T], *args: object) -> T:
         return await self._loop.run_in_executor(self.writer, function, *args)

@@ -110,7 +110,7 @@ async def run_pass_async(
             total=config.defaults.concurrency,
             transport=transport,
         ) as fetcher:
-            ingest = Ingest(config, store, fetcher, _worker_pool() if web else None, writer, now)
+            ingest = Ingest(config, store, fetcher, _worker_pool if web else None, writer, now)
             # Backpressure: fetched bodies and parsed articles wait for the one store thread,
             # so only as many sources are in flight as may fetch at once.
             gate = asyncio.Semaphore(config.defaults.concurrency)
