@@ -158,7 +158,8 @@ def add_sources(text: str, sources: Sequence[Mapping[str, Any]]) -> str:
         else:
             at = layout.key_line + 1
             if layout.empty_flow:
-                lines[layout.key_line] = re.sub(r"\[\s*\]\s?", "", lines[layout.key_line], count=1)
+                key = layout.key_line
+                lines[key] = re.sub(r"[ \t]*\[[ \t]*\]", "", lines[key], count=1)
     block: list[str] = []
     for source in sources:
         block += [line.replace("\n", newline) for line in _render(source, dash, keys)]

@@ -245,6 +245,7 @@ def test_an_empty_flow_list_round_trips() -> None:
     text = "sources: []   # none yet\nrules: []\n"
     added = add_sources(text, [{"name": "b", "kind": "feed", "url": "https://b.example/f"}])
     assert added.startswith("sources:   # none yet\n  - name: b\n")
+    assert remove_source(add_sources("sources: []\n", [{"name": "b"}]), "b") == "sources: []\n"
     assert remove_source(added, "b") == text
 
 
