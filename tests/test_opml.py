@@ -13,7 +13,7 @@ from tests.helpers import run_aggregator
 OPML = Path(__file__).parent / "fixtures" / "opml"
 
 # (name, url, tags) of every source each fixture must give, in order.
-EXPECTED = {
+EXPECTED: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
     "miniflux": [
         ("Hacker-News:-Front-Page", "https://hnrss.org/frontpage", ("All",)),
         ("联合早报-中国", "https://www.zaobao.com/realtime/china/rss.xml", ("新闻",)),
