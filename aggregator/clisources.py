@@ -7,6 +7,7 @@ aggregator.pipeline.discover, OPML is aggregator.opml.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,14 @@ def sources_add(  # noqa: PLR0917 (one parameter per click option)
     if problem:
         click.echo(f"error: {problem}; nothing changed", err=True)
         ctx.exit(EXIT_FAILED)
+    if kind == "posts":
+        folder = Path(url).expanduser().resolve()
+        if not no_check and not folder.is_dir():
+            click.echo(f"error: {url} is not a folder; nothing changed", err=True)
+            ctx.exit(EXIT_FAILED)
+        # Typed relative to the shell's folder; the config reads it relative to its own.
+        if not Path(url).expanduser().is_absolute():
+            url = os.path.relpath(folder, Path(ctx.obj).resolve().parent)
     if kind == "page" and not selector:
         click.echo("error: a page source needs --selector (CSS for its article links)", err=True)
         ctx.exit(EXIT_FAILED)

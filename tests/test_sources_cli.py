@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -255,3 +257,21 @@ def test_a_flow_list_of_sources_is_refused_clearly() -> None:
         add_sources(flow, [{"name": "b"}])
     with pytest.raises(ConfigEditError, match="no source named 'x'"):
         set_enabled("sources:\n  - name: a\n", "x", False)
+
+
+def test_a_folder_of_posts_is_stored_relative_to_the_config(config: Path, tmp_path: Path) -> None:
+    posts = tmp_path / "archive" / "_posts"
+    posts.mkdir(parents=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator", "--config", str(config), "sources", "add", "arch",
+         "archive/_posts", "--kind", "posts"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "  path: ../archive/_posts\n" in config.read_text()
+    assert load_config(config).source("arch").path == posts  # type: ignore[union-attr]
+    missing = run_aggregator(
+        config, "sources", "add", "nope", str(tmp_path / "nope"), "--kind", "posts"
+    )
+    assert missing.returncode == 1
+    assert "is not a folder" in missing.stderr
