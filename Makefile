@@ -7,7 +7,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/aggregator.yaml
 
-.PHONY: run test lint typecheck pytest install clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test lint typecheck pytest install clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +32,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy aggregator tests
 
-pytest: install
+# The index.html test renders the page in Debian's headless Chromium (CJK font for the tags).
+chromium:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium fonts-wqy-zenhei; }
+
+pytest: install chromium
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

@@ -255,3 +255,10 @@ def clusters(ctx: click.Context, limit: int, as_json: bool) -> None:
         for member in members:
             when = member.published.date().isoformat()
             click.echo(f"  {member.source}  {when}  {member.link or '(no link)'}")
+
+
+# The `sources` and `opml` groups live in their own module; importing it registers them.
+from aggregator import clisources  # noqa: E402
+
+main.add_command(clisources.sources)
+main.add_command(clisources.opml)

@@ -28,6 +28,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from aggregator import confighints
 from aggregator.errors import ConfigError, ConfigProblem
 from aggregator.urls import is_web_url
 
@@ -249,6 +250,7 @@ def load_config(path: Path) -> Config:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = " ".join(str(part) for part in (error.context, error.problem) if part)
+        message = confighints.yaml_message(message)
         duplicate = _DUPLICATE_KEY.search(message)
         key_path = duplicate.group(1) if duplicate else ""
         if duplicate:
@@ -318,7 +320,8 @@ def _duplicate_source_names(file: str, document: dict[str, Any]) -> list[ConfigP
                     line,
                     column,
                     f"sources[{index}].name",
-                    f"duplicate source name {name!r} (first used by sources[{seen[name]}])",
+                    f"duplicate source name {name!r} (first used by sources[{seen[name]}]);"
+                    " give each source its own name",
                 )
             )
         else:
@@ -329,11 +332,7 @@ def _duplicate_source_names(file: str, document: dict[str, Any]) -> list[ConfigP
 def _problem(file: str, document: Any, error: Any) -> ConfigProblem:
     location = tuple(part for part in error["loc"] if not _is_validator_tag(part))
     line, column = _position(document, location, at_key=error["type"] == "extra_forbidden")
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif error["type"] == "missing":
-        message = "required key is missing"
+    message = confighints.message(Config, location, error)
     return ConfigProblem(file, line, column, _key_path(location), message)
 
 

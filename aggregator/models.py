@@ -8,8 +8,9 @@ No stage passes ORM rows; only store.py knows the database.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 
@@ -209,3 +210,17 @@ class NearCandidate:
     # article matches several clusters it joins the oldest, as with exact matches.
     cluster_first_seen: datetime
     cluster_published: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DailyCounts:
+    """Items per day for the index page's charts, per source and per tag slug.
+
+    The window ends on `last`, the newest day that has an item (never after the day of the pass),
+    not on "today": a page drawn from the same data is the same page, whenever it is drawn.
+    """
+
+    last: date | None  # None: no item at all
+    days: int
+    sources: Mapping[str, tuple[int, ...]]  # articles per day, oldest day first
+    tags: Mapping[str, tuple[int, ...]]  # stories (clusters) per day, oldest day first

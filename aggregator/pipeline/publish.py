@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aggregator.config import Config
 from aggregator.dedupe import merge_cluster
 from aggregator.models import Article, FeedData, FeedItem, SiteSettings, SourceHealth
 from aggregator.render import render_site
+from aggregator.schedule import health as source_health
 from aggregator.store import Store
 
 
@@ -36,7 +38,14 @@ def publish(config: Config, store: Store) -> tuple[Path, ...]:
         title=config.output.title,
         items_per_feed=limit,
     )
-    return render_site(site, feeds, tags, health).written
+    # The chart window ends on the newest item, never after today: same data, same page.
+    now = datetime.now(UTC)
+    labels = {
+        source.name: source_health(states.get(source.name), now, enabled=source.enabled)
+        for source in config.sources
+    }
+    daily = store.daily_counts(now.date())
+    return render_site(site, feeds, tags, health, daily=daily, health=labels).written
 
 
 def _items(clusters: Iterable[tuple[Article, ...]]) -> tuple[FeedItem, ...]:

@@ -6,11 +6,18 @@ its bytes change, so a pass that changed nothing leaves every mtime, ETag and re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aggregator.models import FeedData, FeedItem, SiteSettings, SourceHealth, TagSummary
+from aggregator.models import (
+    DailyCounts,
+    FeedData,
+    FeedItem,
+    SiteSettings,
+    SourceHealth,
+    TagSummary,
+)
 from aggregator.render.common import (
     FeedPaths,
     feed_description,
@@ -36,6 +43,9 @@ def render_site(
     feeds: Sequence[FeedData],
     tags: Sequence[TagSummary],
     sources: Sequence[SourceHealth],
+    *,
+    daily: DailyCounts | None = None,
+    health: Mapping[str, str] | None = None,
 ) -> RenderReport:
     """Write every given feed in three formats, the local pages of stories without a link,
     index.html and feeds.opml. Raises RenderError naming the file that could not be written."""
@@ -73,5 +83,7 @@ def render_site(
         writer.write(spec.paths.file("json"), json_bytes(spec))
     writer.write(STYLESHEET, stylesheet())
     writer.write("feeds.opml", opml_bytes(site, tags))
-    writer.write("index.html", index_html(site, all_feed, tags, sources))
+    writer.write(
+        "index.html", index_html(site, all_feed, tags, sources, daily=daily, health=health)
+    )
     return RenderReport(written=tuple(writer.written), unchanged=writer.unchanged)

@@ -6,14 +6,22 @@ No JavaScript and no "generated at" stamp: a page changes only when what it show
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape
 from urllib.parse import quote
 
 from lxml import etree
 
-from aggregator.models import FeedData, FeedItem, SiteSettings, SourceHealth, TagSummary
+from aggregator.models import (
+    DailyCounts,
+    FeedData,
+    FeedItem,
+    SiteSettings,
+    SourceHealth,
+    TagSummary,
+)
+from aggregator.render.charts import chart_window, day_chart
 from aggregator.render.common import (
     FORMATS,
     FeedPaths,
@@ -36,10 +44,11 @@ _MEDIA_TYPES = {
 
 _CSS = """
 :root { color-scheme: light dark; --bg: #fdfdfc; --fg: #1d1d1f; --muted: #5f6368;
-  --line: #d9d9de; --link: #0b57d0; --bad: #b3261e; --ok: #1e7a34; }
+  --line: #d9d9de; --link: #0b57d0; --bad: #b3261e; --ok: #1e7a34; --warn: #8a5a00;
+  --bar: #d9480f; }
 @media (prefers-color-scheme: dark) {
   :root { --bg: #16171a; --fg: #e8e8ea; --muted: #a0a4ab; --line: #34363c;
-    --link: #8ab4f8; --bad: #f2b8b5; --ok: #8fd19e; }
+    --link: #8ab4f8; --bad: #f2b8b5; --ok: #8fd19e; --warn: #f5c26b; --bar: #ff922b; }
 }
 * { box-sizing: border-box; }
 body { margin: 0 auto; max-width: 72rem; padding: 1rem; background: var(--bg); color: var(--fg);
@@ -59,6 +68,21 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .ok { color: var(--ok); }
 article { max-width: 46rem; margin: 0 auto; }
 article img { max-width: 100%; height: auto; }
+.warn { color: var(--warn); }
+svg.chart { display: block; width: 9.3rem; height: 1.6rem; }
+svg.chart rect { fill: var(--bar); }
+svg.chart rect.base { fill: var(--line); }
+.window { font-size: .9rem; }
+/* A phone: each row becomes a card, each cell a labelled line, nothing scrolls sideways. */
+@media (max-width: 40rem) {
+  table.cards thead { display: none; }
+  table.cards tr { display: block; padding: .6rem 0; border-bottom: 1px solid var(--line); }
+  table.cards th, table.cards td { display: block; border: 0; padding: .1rem 0;
+    text-align: left; }
+  table.cards th[scope="row"] { font-size: 1.05rem; }
+  table.cards td[data-label]::before { content: attr(data-label) ": "; color: var(--muted); }
+  table.cards td.chart-cell::before { display: block; }
+}
 ul.tags { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .4rem; }
 ul.tags li { border: 1px solid var(--line); border-radius: 1rem; padding: 0 .6rem; }
 """.strip()
@@ -97,34 +121,64 @@ def _subscribe(paths: FeedPaths, label: str) -> str:
     return f'<span class="subscribe">{links}</span>'
 
 
-def _tag_rows(tags: Sequence[TagSummary]) -> str:
+def _chart(
+    daily: DailyCounts | None, counts: Mapping[str, tuple[int, ...]], key: str, what: str
+) -> str:
+    if daily is None or daily.last is None:
+        return '<span class="muted">—</span>'
+    series = counts.get(key) or (0,) * daily.days
+    return day_chart(series, daily.last, what)
+
+
+def _tag_rows(tags: Sequence[TagSummary], daily: DailyCounts | None) -> str:
     if not tags:
-        return '<tr><td colspan="4" class="muted">No tags yet.</td></tr>\n'
+        return '<tr><td colspan="5" class="muted">No tags yet.</td></tr>\n'
+    per_tag = daily.tags if daily else {}
     return "".join(
-        f'<tr><th scope="row">{escape(tag.name)}</th><td class="num">{tag.count}</td>'
-        f"<td>{_time(tag.last_updated)}</td>"
-        f"<td>{_subscribe(FeedPaths.of(tag.slug), tag.name)}</td></tr>\n"
+        f'<tr><th scope="row">{escape(tag.name)}</th>'
+        f'<td class="num" data-label="Stories">{tag.count}</td>'
+        f'<td data-label="Last update">{_time(tag.last_updated)}</td>'
+        f'<td class="chart-cell" data-label="Stories per day">'
+        f"{_chart(daily, per_tag, tag.slug, f'Stories tagged {tag.name} per day')}</td>"
+        f'<td data-label="Subscribe">{_subscribe(FeedPaths.of(tag.slug), tag.name)}</td></tr>\n'
         for tag in tags
     )
 
 
-def _source_row(source: SourceHealth) -> str:
+_HEALTH_CLASS = {"ok": "ok", "failing": "bad", "dead": "bad", "backing off": "warn"}
+
+
+def _source_row(source: SourceHealth, daily: DailyCounts | None, health: str | None) -> str:
     # Only facts that change when the source's health changes: per-pass times (last fetch,
-    # next due) would rewrite index.html on every pass, and readers poll this page too.
+    # next due, the last success of a healthy source) would rewrite index.html on every pass,
+    # and readers poll this page too.
     state = source.state
     enabled = "yes" if source.enabled else '<span class="muted">no</span>'
+    last_success = "—"
     if state is None:
         status, streak, error = '<span class="muted">never fetched</span>', "0", "—"
     else:
         failing = state.error_streak > 0
-        label = "failing" if failing else (state.last_result or "ok")
-        status = f'<span class="{"bad" if failing else "ok"}">{escape(label)}</span>'
+        label = health or ("failing" if failing else (state.last_result or "ok"))
+        css = _HEALTH_CLASS.get(label, "muted") if health else ("bad" if failing else "ok")
+        status = f'<span class="{css}">{escape(label)}</span>'
         streak = str(state.error_streak)
         error = escape(state.last_error) if failing and state.last_error else "—"
+        if failing:
+            last_success = _time(state.last_success_at) if state.last_success_at else "never"
+        elif state.last_success_at:
+            last_success = '<span class="muted">at the last fetch</span>'
+    per_source = daily.sources if daily else {}
+    chart = _chart(daily, per_source, source.name, f"Items from {source.name} per day")
     return (
-        f'<tr><th scope="row">{escape(source.name)}</th><td>{escape(source.kind)}</td>'
-        f'<td>{enabled}</td><td class="num">{source.items}</td><td>{status}</td>'
-        f'<td class="num">{streak}</td><td>{error}</td></tr>\n'
+        f'<tr><th scope="row">{escape(source.name)}</th><td data-label="Kind">'
+        f'{escape(source.kind)}</td><td data-label="Enabled">{enabled}</td>'
+        f'<td class="num" data-label="Items">{source.items}</td>'
+        f'<td data-label="Health">{status}</td>'
+        f'<td class="num" data-label="Error streak">{streak}</td>'
+        f'<td data-label="Last error">{error}</td>'
+        f'<td data-label="Last success">{last_success}</td>'
+        f'<td class="chart-cell" data-label="Items per day">{chart}</td></tr>\n'
     )
 
 
@@ -133,7 +187,12 @@ def index_html(
     all_feed: FeedData | None,
     tags: Sequence[TagSummary],
     sources: Sequence[SourceHealth],
+    *,
+    daily: DailyCounts | None = None,
+    health: Mapping[str, str] | None = None,
 ) -> bytes:
+    """The front page. `health` names each source's state (ok, failing, backing off, dead,
+    disabled, never fetched); without it a source with errors shows as failing."""
     all_paths = FeedPaths.of(None)
     alternates = "".join(
         f'<link rel="alternate" type="{_MEDIA_TYPES[fmt]}"'
@@ -148,9 +207,16 @@ def index_html(
             " in the main feed, last update "
             f"{_time(feed_updated(all_feed.items) if all_feed.items else None)}. "
         )
-    source_rows = "".join(_source_row(source) for source in sources) or (
-        '<tr><td colspan="7" class="muted">No sources configured.</td></tr>\n'
-    )
+    labels = health or {}
+    source_rows = "".join(
+        _source_row(source, daily, labels.get(source.name)) for source in sources
+    ) or ('<tr><td colspan="9" class="muted">No sources configured.</td></tr>\n')
+    window = ""
+    if daily is not None and daily.last is not None:
+        window = (
+            f'<p class="window muted">Charts: items per day, {daily.days} days from '
+            f"{chart_window(daily.last, daily.days)} (UTC), ending on the newest item.</p>\n"
+        )
     page = (
         _head(site.title, alternates)
         + "<body>\n<header>\n"
@@ -158,15 +224,18 @@ def index_html(
         + f"<p>{summary}Every story: {_subscribe(all_paths, site.title)}"
         + ' · All feeds as <a href="feeds.opml" type="text/x-opml">OPML</a></p>\n'
         + "</header>\n<main>\n"
-        + '<section aria-labelledby="tags">\n<h2 id="tags">Tags</h2>\n<div class="scroll">\n'
-        + '<table>\n<thead><tr><th scope="col">Tag</th><th scope="col" class="num">Stories</th>'
-        + '<th scope="col">Last update</th><th scope="col">Subscribe</th></tr></thead>\n'
-        + f"<tbody>\n{_tag_rows(tags)}</tbody>\n</table>\n</div>\n</section>\n"
+        + '<section aria-labelledby="tags">\n<h2 id="tags">Tags</h2>\n'
+        + window
+        + '<div class="scroll">\n<table class="cards">\n<thead><tr><th scope="col">Tag</th>'
+        + '<th scope="col" class="num">Stories</th><th scope="col">Last update</th>'
+        + '<th scope="col">Per day</th><th scope="col">Subscribe</th></tr></thead>\n'
+        + f"<tbody>\n{_tag_rows(tags, daily)}</tbody>\n</table>\n</div>\n</section>\n"
         + '<section aria-labelledby="sources">\n<h2 id="sources">Sources</h2>\n'
-        + '<div class="scroll">\n<table>\n<thead><tr><th scope="col">Source</th>'
+        + '<div class="scroll">\n<table class="cards">\n<thead><tr><th scope="col">Source</th>'
         + '<th scope="col">Kind</th><th scope="col">Enabled</th>'
-        + '<th scope="col" class="num">Items</th><th scope="col">Status</th>'
+        + '<th scope="col" class="num">Items</th><th scope="col">Health</th>'
         + '<th scope="col" class="num">Error streak</th><th scope="col">Last error</th>'
+        + '<th scope="col">Last success</th><th scope="col">Per day</th>'
         + "</tr></thead>\n"
         + f"<tbody>\n{source_rows}</tbody>\n</table>\n</div>\n</section>\n"
         + "</main>\n</body>\n</html>\n"

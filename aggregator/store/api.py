@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy import text
@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.errors import StoreError
-from aggregator.models import Article, NearCandidate, SourceState, TagSummary
+from aggregator.models import Article, DailyCounts, NearCandidate, SourceState, TagSummary
 from aggregator.store import near, reads
 from aggregator.store.batch import StoreTransaction
 from aggregator.store.engine import (
@@ -144,6 +144,12 @@ class Store:
     def tag_summaries(self) -> list[TagSummary]:
         with self._reading() as conn:
             return reads.tag_summaries(conn)
+
+    def daily_counts(self, today: date, days: int = 30) -> DailyCounts:
+        """Items per day per source and per tag, for the `days` days up to the newest day that
+        has an item (at the latest `today`, so that future-dated items stretch nothing)."""
+        with self._reading() as conn:
+            return reads.daily_counts(conn, today, days)
 
     def clusters(self, tag_slug: str | None, limit: int) -> list[tuple[Article, ...]]:
         with self._reading() as conn:

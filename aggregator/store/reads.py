@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, distinct, func, select
+from sqlalchemy import bindparam, distinct, func, literal_column, select, union_all
 from sqlalchemy.engine import Connection
 
-from aggregator.models import Article, SourceState, TagSummary
+from aggregator.models import Article, DailyCounts, SourceState, TagSummary
 from aggregator.store.rows import article_from_row, state_from_row, url_hash
 from aggregator.store.tables import ARTICLE, ARTICLE_TAG, SOURCE_STATE, TAG
 from aggregator.store.writes import chunks
@@ -160,3 +160,53 @@ def source_item_counts(connection: Connection) -> dict[str, int]:
 
 def article_count(connection: Connection) -> int:
     return connection.execute(select(func.count()).select_from(ARTICLE)).scalar_one()
+
+
+def daily_counts(connection: Connection, today: date, days: int) -> DailyCounts:
+    """Articles per source and stories per tag for each of `days` days up to the newest day with
+    an item: one grouped query for both (after one lookup of that day)."""
+    tomorrow = datetime.combine(today + timedelta(days=1), time(), UTC)
+    newest = connection.execute(
+        select(func.max(ARTICLE.c.published)).where(ARTICLE.c.published < tomorrow)
+    ).scalar_one_or_none()
+    if newest is None:
+        return DailyCounts(None, days, {}, {})
+    last = newest.astimezone(UTC).date()
+    first = last - timedelta(days=days - 1)
+    start = datetime.combine(first, time(), UTC)
+    end = datetime.combine(last + timedelta(days=1), time(), UTC)
+    published = ARTICLE.c.published
+    if connection.dialect.name == "postgresql":
+        # Literals, not bound parameters: PostgreSQL matches GROUP BY expressions textually.
+        utc = func.timezone(literal_column("'UTC'"), published)
+        day = func.to_char(utc, literal_column("'YYYY-MM-DD'"))
+    else:  # SQLite keeps naive UTC text
+        day = func.strftime(literal_column("'%Y-%m-%d'"), published)
+    window = (published >= start) & (published < end)
+    per_source = (
+        select(
+            literal_column("'s'").label("kind"),
+            ARTICLE.c.source.label("key"),
+            day.label("day"),
+            func.count().label("n"),
+        )
+        .where(window)
+        .group_by(ARTICLE.c.source, day)
+    )
+    per_tag = (
+        select(literal_column("'t'"), TAG.c.slug, day, func.count(distinct(ARTICLE.c.cluster_id)))
+        .join(ARTICLE_TAG, ARTICLE_TAG.c.tag_id == TAG.c.id)
+        .join(ARTICLE, ARTICLE.c.id == ARTICLE_TAG.c.article_id)
+        .where(window)
+        .group_by(TAG.c.slug, day)
+    )
+    series: dict[str, dict[str, list[int]]] = {"s": {}, "t": {}}
+    for kind, key, on, count in connection.execute(union_all(per_source, per_tag)):
+        index = (date.fromisoformat(on) - first).days
+        series[kind].setdefault(key, [0] * days)[index] += count
+    return DailyCounts(
+        last,
+        days,
+        {key: tuple(counts) for key, counts in sorted(series["s"].items())},
+        {key: tuple(counts) for key, counts in sorted(series["t"].items())},
+    )
