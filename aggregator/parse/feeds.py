@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import html
 import re
+from collections.abc import Callable
 from datetime import UTC, tzinfo
 from html.entities import html5
 
@@ -27,7 +28,6 @@ from .common import (
     assemble_feed,
     text_to_html,
 )
-from .fallback import parse_with_feedparser
 from .jsonfeed import looks_like_json, parse_json_feed
 from .pages import discover_feeds
 
@@ -79,11 +79,11 @@ def parse_feed(document: Document, default_zone: tzinfo = UTC) -> ParsedFeed:
         # The strict path leaves entities unexpanded; feedparser expands the harmless ones
         # (plain text values) and drops the rest, which is the better reading of such a feed.
         why = "the DOCTYPE declares entities, which the fast path does not expand"
-        return parse_with_feedparser(text, document, default_zone, why=why)
+        return _feedparser()(text, document, default_zone, why=why)
     try:
         return parse_xml_feed(text, document, default_zone)
     except etree.XMLSyntaxError as error:
-        return parse_with_feedparser(text, document, default_zone, why=error.msg)
+        return _feedparser()(text, document, default_zone, why=error.msg)
 
 
 def parse_xml_feed(text: str, document: Document, default_zone: tzinfo) -> ParsedFeed:
@@ -276,3 +276,11 @@ def _base(node: etree._Element) -> str | None:
     """The element's xml:base, resolved against its ancestors' and the feed URL."""
     base = getattr(node, "base", None)
     return base if isinstance(base, str) else None
+
+
+def _feedparser() -> Callable[..., ParsedFeed]:
+    # Imported when a feed first needs it: feedparser adds ten megabytes to every worker
+    # process, and well-formed feeds never reach it.
+    from .fallback import parse_with_feedparser  # noqa: PLC0415
+
+    return parse_with_feedparser

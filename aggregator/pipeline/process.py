@@ -10,16 +10,19 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from aggregator.clean import clean_html
-from aggregator.config import Config, SourceConfig
 from aggregator.dedupe import identify
 from aggregator.errors import AggregatorError, EntryError
 from aggregator.models import Article, Document, Entry
 from aggregator.parse import extract_article, parse_feed, parse_post
 from aggregator.sources import read_posts
 from aggregator.tagging import TagRule, rule_tags, unique_tags
+
+if TYPE_CHECKING:  # workers never load the config model (pydantic): the Recipe carries it
+    from aggregator.config import Config, SourceConfig
 
 
 @dataclass(frozen=True, slots=True)
