@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -60,14 +60,18 @@ def article_keys(article: Article) -> set[int]:
     return set(article.bands or band_keys(article.minhash, article.lead_minhash))
 
 
-def save(connection: Connection, articles: Sequence[Article]) -> None:
+def save(
+    connection: Connection, articles: Sequence[Article], known: Collection[str] | None = None
+) -> None:
     """Index new and changed articles (inside save_articles' transaction).
 
     An article whose signature and date did not change keeps its rows; one whose text changed
-    gets new ones; one whose text became too short to compare leaves the index.
+    gets new ones; one whose text became too short to compare leaves the index. `known`: the
+    ids that may be indexed already (None: any); a new article needs no lookup.
     """
     previous: dict[str, Any] = {}
-    for chunk in _chunks([article.id for article in articles]):
+    asked = [article.id for article in articles if known is None or article.id in known]
+    for chunk in _chunks(asked):
         query = select(ARTICLE_NEAR).where(ARTICLE_NEAR.c.article_id.in_(chunk))
         previous.update((row.article_id, row) for row in connection.execute(query))
     stale: list[Any] = []

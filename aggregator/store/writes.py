@@ -78,7 +78,7 @@ def save_articles(
         _upsert_articles(connection, rows)
         touched = _replace_tags(connection, [unique[id_] for id_ in new + changed], changed)
         # The near-duplicate index (store/near.py) follows the articles in the same transaction.
-        near.save(connection, [unique[id_] for id_ in new + changed])
+        near.save(connection, [unique[id_] for id_ in new + changed], known=set(changed))
     # Only this transaction knows how many were new; the caller's state cannot.
     save_state(connection, replace(state, new_items=len(new)))
     return SaveResult(new=tuple(new), changed=tuple(changed), touched_tags=frozenset(touched))
