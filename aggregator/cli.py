@@ -91,7 +91,9 @@ def run(ctx: click.Context, once: bool, retry_failed: bool, strict: bool) -> Non
             return
         from aggregator.daemon import run_daemon
 
-        run_daemon(config)
+        status = run_daemon(config)
+        if status:
+            ctx.exit(status)
     except AggregatorError as error:
         click.echo(f"error: {error}", err=True)
         ctx.exit(EXIT_FAILED)
