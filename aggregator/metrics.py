@@ -48,7 +48,7 @@ class DaemonMetrics:
 
     def __post_init__(self) -> None:
         # *_created series double the output and no dashboard reads them.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         registry = self.registry
         self.fetches = Counter(
             "aggregator_fetches", "Sources fetched, by result.", ["result"], registry=registry
