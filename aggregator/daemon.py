@@ -99,7 +99,7 @@ class Daemon:
                     timeout_graceful_shutdown=1,
                 )
             )
-            serving = asyncio.create_task(server.serve())
+            serving = asyncio.create_task(_serve(server))
             while not server.started and not serving.done():
                 await asyncio.sleep(0.02)
             if not server.started:
@@ -262,6 +262,12 @@ class Daemon:
             server.force_exit = True
         log.info("stopped")
         return 0
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    # uvicorn answers a socket it cannot bind with sys.exit(3), which would escape the loop.
+    with contextlib.suppress(SystemExit):
+        await server.serve()
 
 
 def _keep_fixed(running: Config, loaded: Config) -> Config:
