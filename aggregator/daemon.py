@@ -161,7 +161,17 @@ class Daemon:
             return
         finally:
             self.metrics.pass_started = None
-        self.metrics.passed(report, time.monotonic() - started, failing)
+        seconds = time.monotonic() - started
+        self.metrics.passed(report, seconds, failing)
+        if report.sources:
+            log.info(
+                "pass: %d sources, %d new, %d failed, %d files written in %.1f s",
+                len(report.sources),
+                report.new,
+                len(report.failed),
+                len(report.written),
+                seconds,
+            )
         if report.new or report.failed or report.written:
             self.notifier.status(self.metrics.summary())
 
