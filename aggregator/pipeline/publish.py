@@ -62,4 +62,6 @@ def recover(config: Config, store: Store) -> tuple[Path, ...]:
     since a source's articles may have been committed by a pass that died before rendering."""
     for leftover in remove_leftovers(config.output.dir):
         log.warning("removed %s, left by an interrupted write", leftover)
+    if store.article_count() == 0:
+        return ()  # a first start: the first pass renders, no empty feeds meanwhile
     return publish(config, store)
