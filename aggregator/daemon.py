@@ -74,6 +74,10 @@ class Daemon:
         self._pending: Config | None = None  # a reloaded config, applied before the next pass
         self._pass: asyncio.Future[tuple[PassReport, list[str]]] | None = None
         self._scheduler = AsyncIOScheduler(timezone=UTC)
+        executor_log = logging.getLogger("apscheduler.executors.default")
+        if not executor_log.isEnabledFor(logging.INFO):
+            # "skipped: maximum number of running instances" each tick of a long pass is noise.
+            executor_log.setLevel(logging.ERROR)
         self._store: Store | None = None
 
     async def run(self) -> int:

@@ -30,6 +30,7 @@ def write_config(
     feeds: Sequence[tuple[str, str, str]],  # name, url, tag
     *,
     interval: str = "2s",
+    timeout: str = "5s",
     title: str = "Aggregator",
     items_per_feed: int = 50,
     store_url: str = "sqlite:///state/agg.db",
@@ -39,7 +40,7 @@ def write_config(
         f"output: {{dir: public, base_url: 'http://127.0.0.1:{port}/', title: '{title}',"
         f" items_per_feed: {items_per_feed}}}",
         f"server: {{host: 127.0.0.1, port: {port}}}",
-        f"defaults: {{interval: {interval}, timeout: 5s}}",
+        f"defaults: {{interval: {interval}, timeout: {timeout}}}",
         "sources:" if feeds else "sources: []",
     ]
     for name, url, tag in feeds:

@@ -4,6 +4,7 @@ driven by signals as systemd drives it, watched through HTTP and a notify socket
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import signal
 import socket
@@ -11,6 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from aggregator.notify import Notifier
 from tests.daemonproc import Daemon, free_port, write_config
 from tests.farm import Farm, FarmConfig
+from tests.helpers import run_aggregator
 
 INTERVAL = 2.0  # seconds, the sources' interval in these tests
 SLACK = 4.0  # a tick, the pass itself and rendering, on a busy machine
@@ -125,10 +128,43 @@ def test_sighup_adds_a_source_live_and_a_bad_config_changes_nothing(
         assert client.get("/healthz").json()["sources"] == 2
         assert daemon.process is not None and daemon.process.poll() is None
 
-        # The keep-alive connection opened before both reloads still answers.
+        # A longer interval moves the next fetch to the last fetch plus the new interval.
+        text = config.read_text(encoding="utf-8")
+        config.write_text(
+            text.replace("tags: [tag-0]", "tags: [tag-0]\n    interval: 1h"), encoding="utf-8"
+        )
+        daemon.signal(signal.SIGHUP)
+        _wait_for(lambda: "farm-0: interval now 1:00:00" in daemon.stderr(), 10, "new interval")
+        status = run_aggregator(config, "status", "--json")
+        row = next(row for row in json.loads(status.stdout) if row["name"] == "farm-0")
+        due = datetime.fromisoformat(row["next_due"]) - datetime.fromisoformat(row["last_fetch"])
+        assert timedelta(minutes=59) < due <= timedelta(hours=1)
+
+        # The keep-alive connection opened before the reloads still answers.
         assert client.get("/all.json").status_code == 200
-        status, _ = daemon.stop()
-        assert status == 0
+        code, _ = daemon.stop()
+        assert code == 0
+
+
+def test_a_second_sigterm_exits_at_once_while_the_first_waits_for_work_in_flight(
+    tmp_path: Path,
+) -> None:
+    with Farm(FarmConfig(feeds=1, items=1, hang=30)) as slow:
+        port = free_port()
+        hang = slow.bad_urls()["hang"]
+        config = write_config(tmp_path, port, [("hanging", hang, "slow")], timeout="20s")
+        with Daemon(config, port) as daemon:
+            daemon.wait_healthy()
+            time.sleep(1)  # the first pass starts with the server; the farm logs on answering
+            daemon.signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert daemon.process is not None
+            assert daemon.process.poll() is None  # the hanging fetch is still in flight
+            started = time.monotonic()
+            daemon.signal(signal.SIGTERM)
+            assert daemon.process.wait(timeout=5) == 1
+            assert time.monotonic() - started < 1.5
+            assert "SIGTERM again: exiting now" in daemon.stderr()
 
 
 Message = tuple[float, dict[str, str]]  # when it arrived, its KEY=value fields
