@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
@@ -25,12 +24,12 @@ from datetime import UTC, datetime, timedelta
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from aggregator.config import Config, load_config
-from aggregator.errors import ConfigError
+from aggregator.config import Config
 from aggregator.metrics import DaemonMetrics
 from aggregator.notify import Notifier, watchdog_period
 from aggregator.pipeline.publish import recover
 from aggregator.pipeline.run import PassReport, open_store, run_pass
+from aggregator.reload import apply_intervals, reloaded
 from aggregator.schedule import health
 from aggregator.serve import create_app
 from aggregator.store import Store
@@ -148,7 +147,7 @@ class Daemon:
             return
         if self._pending is not None:
             config, self._pending = self._pending, None
-            await asyncio.to_thread(_apply_intervals, self.config, config, self._store)
+            await asyncio.to_thread(apply_intervals, self.config, config, self._store)
             self.config = config
             self.metrics.sources = sum(source.enabled for source in config.sources)
         loop = asyncio.get_running_loop()
@@ -230,24 +229,10 @@ class Daemon:
 
     async def _reload(self) -> None:
         self.notifier.send(RELOADING="1", STATUS="reloading the config")
-        try:
-            loaded = await asyncio.to_thread(load_config, self.config.path)
-        except ConfigError as error:
-            for problem in error.problems:
-                log.error("reload: keeping the running config: %s", problem)
-            self.metrics.reloads.labels("error").inc()
-        else:
-            self._pending = _keep_fixed(self.config, loaded)
-            old = {source.name for source in self.config.sources}
-            new = {source.name for source in loaded.sources}
-            log.info(
-                "reload: %s: %d sources (%d added, %d removed)",
-                loaded.path,
-                len(loaded.sources),
-                len(new - old),
-                len(old - new),
-            )
-            self.metrics.reloads.labels("ok").inc()
+        loaded = await asyncio.to_thread(reloaded, self.config)
+        self.metrics.reloads.labels("error" if loaded is None else "ok").inc()
+        if loaded is not None:
+            self._pending = loaded
             job = self._scheduler.get_job("poll")
             if job is not None:
                 job.reschedule("interval", seconds=tick_seconds(loaded))
@@ -282,36 +267,6 @@ async def _serve(server: uvicorn.Server) -> None:
     # uvicorn answers a socket it cannot bind with sys.exit(3), which would escape the loop.
     with contextlib.suppress(SystemExit):
         await server.serve()
-
-
-def _keep_fixed(running: Config, loaded: Config) -> Config:
-    """The reloaded config, minus what only a restart can change: the listening socket, the
-    store and the output folder (open connections and the served folder stay as they are)."""
-    for what, old, new in (
-        ("server", running.server, loaded.server),
-        ("store", running.store, loaded.store),
-        ("output.dir", running.output.dir, loaded.output.dir),
-    ):
-        if old != new:
-            log.warning("reload: %s changed; it takes effect at the next restart", what)
-    output = loaded.output.model_copy(update={"dir": running.output.dir})
-    return loaded.model_copy(
-        update={"server": running.server, "store": running.store, "output": output}
-    )
-
-
-def _apply_intervals(running: Config, loaded: Config, store: Store) -> None:
-    """A changed interval moves a healthy source's next fetch to last fetch + new interval."""
-    for source in loaded.sources:
-        before = running.source(source.name)
-        if before is None or running.interval(before) == loaded.interval(source):
-            continue
-        state = store.source_state(source.name)
-        if state is None or state.last_fetch_at is None or state.error_streak:
-            continue  # never fetched: due now anyway; failing: its backoff stands
-        due = state.last_fetch_at + loaded.interval(source)
-        store.save_state(dataclasses.replace(state, next_fetch_at=due))
-        log.info("%s: interval now %s; next fetch %s", source.name, loaded.interval(source), due)
 
 
 def _flush_and_exit(status: int) -> None:
