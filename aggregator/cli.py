@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,28 @@ def _config(ctx: click.Context) -> Config:
         raise  # unreachable: ctx.exit raises
 
 
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr when it is a terminal; nothing when piped (tests parse it)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
+    with Progress(console=Console(stderr=True), transient=True, redirect_stderr=True) as progress:
+        task = progress.add_task("sources", total=None)
+        # Log lines go through rich's stderr proxy, printed above the bar instead of through it.
+        previous = [handler.setStream(sys.stderr) for handler in handlers]
+        try:
+            yield lambda done, total: progress.update(task, completed=done, total=total)
+        finally:
+            for handler, stream in zip(handlers, previous, strict=True):
+                if stream is not None:
+                    handler.setStream(stream)
+
+
 @main.command()
 @click.option("--once", is_flag=True, help="One pass over every enabled source, then exit.")
 @click.option(
@@ -75,7 +99,8 @@ def run(ctx: click.Context, once: bool, retry_failed: bool, strict: bool) -> Non
 
             store = open_store(config)
             try:
-                report = run_pass(config, store, retry_failed=retry_failed)
+                with _progress_bar() as progress:
+                    report = run_pass(config, store, retry_failed=retry_failed, progress=progress)
             finally:
                 store.close()
             unchanged = sum(source.not_modified for source in report.sources)
@@ -91,7 +116,9 @@ def run(ctx: click.Context, once: bool, retry_failed: bool, strict: bool) -> Non
             return
         from aggregator.daemon import run_daemon
 
-        run_daemon(config)
+        status = run_daemon(config)
+        if status:
+            ctx.exit(status)
     except AggregatorError as error:
         click.echo(f"error: {error}", err=True)
         ctx.exit(EXIT_FAILED)

@@ -1,62 +1,278 @@
 """The daemon: one asyncio loop that polls due sources on a local clock and serves the feeds.
 
 The schedule of record is each source's next_fetch_at in the store; APScheduler only wakes the
-loop every few seconds to run a pass over the sources that are due.
+loop every few seconds to run a pass over the sources that are due. Passes run in a worker
+thread, so parsing and rendering never stall the HTTP server.
+
+Signals, after rq's worker: the first SIGTERM or SIGINT lets the sources in flight finish and
+commit, starts no more, and exits 0; a second one exits at once. SIGHUP reloads the config.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from datetime import UTC, datetime
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from aggregator.config import Config
-from aggregator.pipeline.run import open_store, run_pass
+from aggregator.metrics import DaemonMetrics
+from aggregator.notify import Notifier, watchdog_period
+from aggregator.pipeline.publish import recover
+from aggregator.pipeline.run import PassReport, open_store, run_pass
+from aggregator.reload import apply_intervals, reloaded
+from aggregator.schedule import health
 from aggregator.serve import create_app
+from aggregator.store import Store
 
 log = logging.getLogger("aggregator")
 
-TICK_SECONDS = 5
+MAX_TICK_SECONDS = 5.0
+MIN_TICK_SECONDS = 0.5
+STOP_GRACE_SECONDS = 8.0  # in-flight sources get this long; systemd waits 10 s for the exit
+STUCK_PASS_SECONDS = 30 * 60  # a pass running longer stops the watchdog: systemd restarts us
+EXIT_FORCED = 1
 
 
-def run_daemon(config: Config) -> None:
-    asyncio.run(_serve_and_poll(config))
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the daemon owns SIGTERM, SIGINT and SIGHUP."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
-async def _serve_and_poll(config: Config) -> None:
-    store = open_store(config)
-    scheduler = AsyncIOScheduler(timezone=UTC)
+def tick_seconds(config: Config) -> float:
+    """How often to look for due sources: a few seconds, or less when an interval is short."""
+    intervals = [config.interval(source) for source in config.sources if source.enabled]
+    shortest = min(intervals, default=timedelta(minutes=15)).total_seconds()
+    return max(MIN_TICK_SECONDS, min(MAX_TICK_SECONDS, shortest / 4))
 
-    async def tick() -> None:
-        # Passes run in a worker thread so parsing and cleaning never stall the HTTP server.
-        await asyncio.to_thread(run_pass, config, store, due_only=True)
 
-    scheduler.add_job(
-        tick,
-        "interval",
-        seconds=TICK_SECONDS,
-        next_run_time=datetime.now(UTC),
-        max_instances=1,
-        coalesce=True,
-        id="poll",
-    )
-    scheduler.start()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config.output.dir),
-            host=config.server.host,
-            port=config.server.port,
-            log_level="warning",
+def run_daemon(config: Config) -> int:
+    """Serve and poll until a signal; the exit status."""
+    return asyncio.run(Daemon(config).run())
+
+
+class Daemon:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.metrics = DaemonMetrics(config.output.title)
+        self.notifier = Notifier.from_environment()
+        self._stop = threading.Event()  # seen by the pass thread between sources
+        self._stopping = asyncio.Event()
+        self._pending: Config | None = None  # a reloaded config, applied before the next pass
+        self._pass: asyncio.Future[tuple[PassReport, list[str]]] | None = None
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        executor_log = logging.getLogger("apscheduler.executors.default")
+        if not executor_log.isEnabledFor(logging.INFO):
+            # "skipped: maximum number of running instances" each tick of a long pass is noise.
+            executor_log.setLevel(logging.ERROR)
+        self._store: Store | None = None
+
+    async def run(self) -> int:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        self._store = store = await asyncio.to_thread(open_store, config)
+        try:
+            written = await asyncio.to_thread(recover, config, store)
+            log.info("startup: %d feed files brought up to date", len(written))
+            server = _Server(
+                uvicorn.Config(
+                    create_app(
+                        config.output.dir,
+                        health=lambda: self.metrics.health(healthy=self.healthy()),
+                        metrics=self.metrics.exposition,
+                    ),
+                    host=config.server.host,
+                    port=config.server.port,
+                    log_level="warning",
+                    log_config=None,  # uvicorn's warnings go through our one-line format
+                    access_log=False,
+                    server_header=False,
+                    timeout_graceful_shutdown=1,
+                )
+            )
+            serving = asyncio.create_task(_serve(server))
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.02)
+            if not server.started:
+                log.error(
+                    "cannot serve on %s:%d (see above)", config.server.host, config.server.port
+                )
+                return EXIT_FORCED
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self._on_stop, signum)
+            loop.add_signal_handler(signal.SIGHUP, self._on_reload)
+            self._schedule()
+            log.info(
+                "serving %s on http://%s:%d/",
+                config.output.dir,
+                config.server.host,
+                config.server.port,
+            )
+            self.metrics.sources = sum(source.enabled for source in config.sources)
+            self.notifier.ready(self.metrics.summary())
+            watchdog = asyncio.create_task(self._watchdog())
+            await self._stopping.wait()
+            return await self._shutdown(server, serving, watchdog)
+        finally:
+            store.close()
+
+    # -- the clock ------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        self._scheduler.add_job(
+            self._tick,
+            "interval",
+            seconds=tick_seconds(self.config),
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+            id="poll",
         )
-    )
-    log.info(
-        "serving %s on http://%s:%d/", config.output.dir, config.server.host, config.server.port
-    )
-    try:
+        self._scheduler.start()
+
+    async def _tick(self) -> None:
+        if self._stop.is_set() or self._store is None:
+            return
+        if self._pending is not None:
+            config, self._pending = self._pending, None
+            await asyncio.to_thread(apply_intervals, self.config, config, self._store)
+            self.config = config
+            self.metrics.sources = sum(source.enabled for source in config.sources)
+        loop = asyncio.get_running_loop()
+        config, store = self.config, self._store
+        self.metrics.pass_started = started = time.monotonic()
+        self._pass = loop.run_in_executor(None, self._one_pass, config, store)
+        try:
+            report, failing = await asyncio.shield(self._pass)
+        except asyncio.CancelledError:
+            return  # shutting down: _shutdown waits for the pass itself
+        except Exception:
+            log.exception("pass failed")
+            self.metrics.pass_failed()
+            return
+        finally:
+            self.metrics.pass_started = None
+        seconds = time.monotonic() - started
+        self.metrics.passed(report, seconds, failing)
+        if report.sources:
+            log.info(
+                "pass: %d sources, %d new, %d failed, %d files written in %.1f s",
+                len(report.sources),
+                report.new,
+                len(report.failed),
+                len(report.written),
+                seconds,
+            )
+        if report.new or report.failed or report.written:
+            self.notifier.status(self.metrics.summary())
+
+    def _one_pass(self, config: Config, store: Store) -> tuple[PassReport, list[str]]:
+        report = run_pass(config, store, due_only=True, stop=self._stop)
+        now = datetime.now(UTC)
+        states = {state.name: state for state in store.source_states()}
+        failing = [
+            source.name
+            for source in config.sources
+            if health(states.get(source.name), now, enabled=source.enabled)
+            in ("failing", "backing off", "dead")
+        ]
+        return report, failing
+
+    # -- health -----------------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        return (
+            not self._stopping.is_set()
+            and self._scheduler.running
+            and not self.metrics.stuck(STUCK_PASS_SECONDS)
+        )
+
+    async def _watchdog(self) -> None:
+        period = watchdog_period()
+        if period is None:
+            return
+        while True:
+            await asyncio.sleep(period.total_seconds())
+            # A blocked loop never gets here; a stuck pass or a dead scheduler says so.
+            if self.healthy():
+                self.notifier.watchdog()
+            else:
+                log.error("unhealthy: not petting the watchdog (a pass is stuck?)")
+
+    # -- signals ----------------------------------------------------------------------------
+
+    def _on_stop(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self._stopping.is_set():
+            log.warning("%s again: exiting now", name)
+            self.notifier.stopping("exiting at once")
+            _flush_and_exit(EXIT_FORCED)
+        log.info("%s: finishing the sources in flight, then exiting (again: exit now)", name)
+        self._stop.set()
+        self._stopping.set()
+        self.notifier.stopping("stopping: finishing the sources in flight")
+
+    def _on_reload(self) -> None:
+        asyncio.get_running_loop().create_task(self._reload())
+
+    async def _reload(self) -> None:
+        self.notifier.send(RELOADING="1", STATUS="reloading the config")
+        loaded = await asyncio.to_thread(reloaded, self.config)
+        self.metrics.reloads.labels("error" if loaded is None else "ok").inc()
+        if loaded is not None:
+            self._pending = loaded
+            job = self._scheduler.get_job("poll")
+            if job is not None:
+                job.reschedule("interval", seconds=tick_seconds(loaded))
+                job.modify(next_run_time=datetime.now(UTC))
+        self.notifier.send(READY="1", STATUS=self.metrics.summary())
+
+    async def _shutdown(
+        self, server: uvicorn.Server, serving: asyncio.Task[None], watchdog: asyncio.Task[None]
+    ) -> int:
+        self._scheduler.shutdown(wait=False)
+        watchdog.cancel()
+        if self._pass is not None and not self._pass.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._pass), STOP_GRACE_SECONDS)
+            except TimeoutError:
+                # Each source commits in one transaction, so leaving now loses nothing that
+                # was committed; the sources cut short are still due and run at the next start.
+                log.warning("sources still in flight after %.0f s: leaving", STOP_GRACE_SECONDS)
+                _flush_and_exit(0)
+            except Exception:
+                log.debug("the last pass failed (logged above); stopping anyway")
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(serving, 2)
+        except TimeoutError:
+            server.force_exit = True
+        log.info("stopped")
+        return 0
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    # uvicorn answers a socket it cannot bind with sys.exit(3), which would escape the loop.
+    with contextlib.suppress(SystemExit):
         await server.serve()
-    finally:
-        scheduler.shutdown(wait=False)
-        store.close()
+
+
+def _flush_and_exit(status: int) -> None:
+    # os._exit: worker threads blocked in a fetch must not hold the process past the deadline.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    logging.shutdown()
+    os._exit(status)

@@ -46,6 +46,7 @@ class SourceReport:
     error: str | None = None  # the whole source failed
     backing_off_until: datetime | None = None  # not fetched this pass
     not_modified: bool = False
+    touched_tags: frozenset[str] = frozenset()  # slugs whose feeds this source's save changed
 
 
 @dataclass
@@ -122,6 +123,7 @@ class Ingest:
             new=len(saved.new),
             changed=len(saved.changed),
             skipped=processed.problems,
+            touched_tags=saved.touched_tags,
         )
 
     async def _failed(

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aggregator.config import Config
 from aggregator.dedupe import merge_cluster
 from aggregator.models import Article, FeedData, FeedItem, SiteSettings, SourceHealth
-from aggregator.render import render_site
+from aggregator.render import remove_leftovers, render_site
 from aggregator.schedule import health as source_health
 from aggregator.store import Store
 
+log = logging.getLogger("aggregator")
 
-def publish(config: Config, store: Store) -> tuple[Path, ...]:
-    """Render the all-stories feed, one feed per tag, the index and the OPML."""
+
+def publish(
+    config: Config, store: Store, touched: Collection[str] | None = None
+) -> tuple[Path, ...]:
+    """Render the all-stories feed, the feeds of the tags in `touched` (of every tag when None),
+    the index and the OPML.
+
+    The daemon passes the slugs its pass touched, so a pass that changed one tag reads and
+    renders that tag's feeds and leaves the others' files (and their ETags) alone.
+    """
     limit = config.output.items_per_feed
     tags = store.tag_summaries()
     feeds = [FeedData(None, config.output.title, _items(store.clusters(None, limit)))]
-    feeds += [FeedData(tag.slug, tag.name, _items(store.clusters(tag.slug, limit))) for tag in tags]
+    feeds += [
+        FeedData(tag.slug, tag.name, _items(store.clusters(tag.slug, limit)))
+        for tag in tags
+        if touched is None or tag.slug in touched
+    ]
     states = {state.name: state for state in store.source_states()}
     counts = store.source_item_counts()
     health = [
@@ -50,3 +64,13 @@ def publish(config: Config, store: Store) -> tuple[Path, ...]:
 
 def _items(clusters: Iterable[tuple[Article, ...]]) -> tuple[FeedItem, ...]:
     return tuple(merge_cluster(members) for members in clusters)
+
+
+def recover(config: Config, store: Store) -> tuple[Path, ...]:
+    """After a crash or kill: drop the temp files of interrupted writes, then render every feed,
+    since a source's articles may have been committed by a pass that died before rendering."""
+    for leftover in remove_leftovers(config.output.dir):
+        log.warning("removed %s, left by an interrupted write", leftover)
+    if store.article_count() == 0:
+        return ()  # a first start: the first pass renders, no empty feeds meanwhile
+    return publish(config, store)

@@ -7,6 +7,8 @@ import atexit
 import logging
 import multiprocessing
 import os
+import threading
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +37,10 @@ class PassReport:
     written: tuple[Path, ...] = ()
 
     @property
+    def touched_tags(self) -> frozenset[str]:
+        return frozenset().union(*(report.touched_tags for report in self.sources))
+
+    @property
     def new(self) -> int:
         return sum(report.new for report in self.sources)
 
@@ -60,14 +66,26 @@ def run_pass(
     retry_failed: bool = False,
     due_only: bool = False,
     now: datetime | None = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PassReport:
     """Ingest every enabled source that is not backing off, then re-render the feeds.
 
     `due_only` (the daemon): only sources whose next_fetch_at has come, and feeds are rendered
-    only when something changed or nothing was rendered yet.
+    only when something changed or nothing was rendered yet, and then only the feeds of the tags
+    the pass touched. `stop` (set by a signal) lets sources in flight finish and starts no
+    more; `progress` hears (sources done, sources chosen).
     """
     return asyncio.run(
-        run_pass_async(config, store, retry_failed=retry_failed, due_only=due_only, now=now)
+        run_pass_async(
+            config,
+            store,
+            retry_failed=retry_failed,
+            due_only=due_only,
+            now=now,
+            stop=stop,
+            progress=progress,
+        )
     )
 
 
@@ -78,6 +96,8 @@ async def run_pass_async(
     retry_failed: bool = False,
     due_only: bool = False,
     now: datetime | None = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[int, int], None] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> PassReport:
     now = now or datetime.now(UTC)
@@ -115,22 +135,36 @@ async def run_pass_async(
             # so only as many sources are in flight as may fetch at once.
             gate = asyncio.Semaphore(config.defaults.concurrency)
 
+            done = 0
+
+            async def one(source: SourceConfig, state: SourceState) -> SourceReport:
+                nonlocal done
+                if stop is not None and stop.is_set():
+                    return SourceReport(source.name)  # still due: the next start fetches it
+                report = await ingest.source(source, state)
+                done += 1
+                if progress is not None:
+                    progress(done, len(chosen))
+                return report
+
             async def gated(source: SourceConfig, state: SourceState) -> SourceReport:
                 async with gate:
-                    return await ingest.source(source, state)
+                    return await one(source, state)
 
             # Local folders first, one by one in config order, so which copy of a story comes
             # first (and speaks for it) does not depend on timing; then the web, concurrently.
             for source, state in chosen:
                 if source.kind == "posts":
-                    reports.append(await ingest.source(source, state))
+                    reports.append(await one(source, state))
             reports += await asyncio.gather(
                 *(gated(source, state) for source, state in chosen if source.kind != "posts")
             )
     changed = any(report.new or report.changed or report.error for report in reports)
     needs_render = not due_only or changed or not (config.output.dir / "index.html").exists()
-    written = publish(config, store) if needs_render else ()
-    return PassReport(sources=tuple(reports), written=written)
+    report = PassReport(sources=tuple(reports))
+    touched = report.touched_tags if due_only else None
+    written = publish(config, store, touched) if needs_render else ()
+    return PassReport(sources=report.sources, written=written)
 
 
 def _worker_pool() -> Executor:

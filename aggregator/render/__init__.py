@@ -26,10 +26,10 @@ from aggregator.render.common import (
     item_page_path,
 )
 from aggregator.render.feeds import FeedSpec, atom_bytes, json_bytes, rss_bytes
-from aggregator.render.files import OutputWriter
+from aggregator.render.files import OutputWriter, remove_leftovers
 from aggregator.render.pages import STYLESHEET, index_html, item_html, opml_bytes, stylesheet
 
-__all__ = ["RenderReport", "render_site"]
+__all__ = ["RenderReport", "remove_leftovers", "render_site"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,3 +83,17 @@ class OutputWriter:
             return
         write_atomic(path, data)
         self.written.append(path)
+
+
+def remove_leftovers(root: Path) -> list[Path]:
+    """Delete the temp files of writes a crash interrupted (their targets are intact: the
+    rename never happened), so they do not pile up or get served."""
+    if not root.is_dir():
+        return []
+    removed: list[Path] = []
+    for temp in root.rglob(".*.tmp"):
+        if temp.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+                removed.append(temp)
+    return removed

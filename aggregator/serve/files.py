@@ -1,11 +1,16 @@
-"""HTTP server for the output folder: feeds, pages and OPML with explicit media types, validators
-(ETag, Last-Modified, 304) and gzip, plus /healthz.
+"""The output folder over HTTP: feeds, pages and OPML with explicit media types, validators
+(ETag, Last-Modified, 304) and gzip.
 
 gzip is done here rather than by GZipMiddleware: the middleware keeps the file's strong ETag on
 the compressed body, so two different byte sequences would share one strong validator, and it
 skips Vary on small bodies and 304s. Here each representation has its own ETag (identity `"x"`,
 gzip `"x-gz"`), every file response carries `Vary: Accept-Encoding`, and a conditional request
 matches either ETag, since both name the same version of the file.
+
+Feed readers poll all day with If-None-Match, so the 304 answer skips the worker-thread hop of
+StaticFiles: the validators of every file served are kept in memory by path, checked against a
+stat() of the file (a rewrite is a new inode, so it invalidates them), and a match answers 304
+on the event loop.
 """
 
 from __future__ import annotations
@@ -15,15 +20,12 @@ import mimetypes
 import os
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio.to_thread
-import uvicorn
-from starlette.applications import Starlette
 from starlette.datastructures import Headers
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.responses import FileResponse, Response
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import Receive, Scope, Send
 
@@ -132,14 +134,84 @@ class _GzipFileResponse(Response):
         await send({"type": "http.response.body", "body": b"" if head_only else body})
 
 
+@dataclass(frozen=True, slots=True)
+class _Validators:
+    """What a 304 for one served file needs, valid while the file's stat key is unchanged."""
+
+    full_path: str
+    key: tuple[int, int, int]  # inode, mtime_ns, size
+    etag: str  # of the identity representation
+    gzip_etag: str | None  # of the gzip one, when the file is served compressed
+
+
+def _stat_key(stat_result: os.stat_result) -> tuple[int, int, int]:
+    return (stat_result.st_ino, stat_result.st_mtime_ns, stat_result.st_size)
+
+
+def _offered(if_none_match: str) -> set[str]:
+    # Weak comparison (RFC 9110 13.1.2): a W/ prefix from a proxy still matches.
+    return {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+
+
 class FeedFiles(StaticFiles):
     """StaticFiles (path checks, 404, HEAD, ranges, If-Modified-Since) with explicit media
-    types, Cache-Control and per-representation gzip."""
+    types, Cache-Control, per-representation gzip and a cheap 304 path."""
 
     def __init__(self, directory: Path) -> None:
         # check_dir off: the daemon may start serving before its first render creates the folder.
         super().__init__(directory=directory, html=True, check_dir=False)
         self._gzip_cache = _GzipCache()
+        # Filled only by the full path, after StaticFiles has checked the path is inside the
+        # folder; bounded by the number of files in it.
+        self._validators: dict[str, _Validators] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            response = self._quick_not_modified(scope)
+            if response is not None:
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    def _quick_not_modified(self, scope: Scope) -> Response | None:
+        request_headers = Headers(scope=scope)
+        if_none_match = request_headers.get("if-none-match")
+        if not if_none_match or "range" in request_headers:
+            return None
+        known = self._validators.get(self.get_path(scope))
+        if known is None:
+            return None
+        try:
+            # A stat on the loop costs microseconds; the thread hop it saves costs far more.
+            current = os.stat(known.full_path)
+        except OSError:
+            return None
+        if _stat_key(current) != known.key:
+            return None
+        offered = _offered(if_none_match)
+        if "*" not in offered and not offered & {known.etag, gzip_etag(known.etag)}:
+            return None
+        gzipped = known.gzip_etag is not None and accepts_gzip(
+            request_headers.get("accept-encoding", "")
+        )
+        return Response(
+            status_code=304,
+            headers={
+                "cache-control": CACHE_CONTROL,
+                "vary": "Accept-Encoding",
+                "etag": known.gzip_etag if gzipped and known.gzip_etag else known.etag,
+            },
+        )
+
+    def _remember(self, scope: Scope, path: str, stat_result: os.stat_result, etag: str) -> None:
+        media_type = media_type_for(path)
+        compressible = stat_result.st_size >= GZIP_MIN_SIZE and _compressible(media_type)
+        self._validators[self.get_path(scope)] = _Validators(
+            full_path=path,
+            key=_stat_key(stat_result),
+            etag=etag,
+            gzip_etag=gzip_etag(etag) if compressible else None,
+        )
 
     async def check_config(self) -> None:
         # A missing folder answers 404 until render creates it, instead of a 500 forever.
@@ -164,6 +236,8 @@ class FeedFiles(StaticFiles):
             stat_result=stat_result,
         )
         etag = response.headers["etag"]
+        if status_code == 200:
+            self._remember(scope, path, stat_result, etag)
         compress = (
             status_code == 200
             and "range" not in request_headers
@@ -191,32 +265,4 @@ class FeedFiles(StaticFiles):
             return True
         etag = response_headers["etag"]
         base = etag.replace(_GZIP_SUFFIX + '"', '"')
-        # Weak comparison (RFC 9110 13.1.2): a W/ prefix from a proxy still matches.
-        offered = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        return bool(offered & {base, gzip_etag(base)})
-
-
-def _count_atom_feeds(output_dir: Path) -> int:
-    if not output_dir.is_dir():
-        return 0
-    return sum(1 for path in output_dir.rglob("*.atom") if path.is_file())
-
-
-def create_app(output_dir: Path) -> Starlette:
-    """The ASGI app serving `output_dir`; `/` is its index.html."""
-
-    async def healthz(request: Request) -> Response:
-        feeds = await anyio.to_thread.run_sync(_count_atom_feeds, output_dir)
-        return JSONResponse({"status": "ok", "feeds": feeds}, headers={"cache-control": "no-store"})
-
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Mount("/", app=FeedFiles(output_dir)),
-        ]
-    )
-
-
-def serve(output_dir: Path, host: str, port: int) -> None:
-    """Serve the output folder until interrupted (blocking)."""
-    uvicorn.run(create_app(output_dir), host=host, port=port, server_header=False)
+        return bool(_offered(if_none_match) & {base, gzip_etag(base)})

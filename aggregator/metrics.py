@@ -1,0 +1,160 @@
+"""What the daemon has done, for /metrics (Prometheus text), /healthz and systemd's STATUS=.
+
+One registry per daemon rather than prometheus_client's global one, so a test can run several.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from aggregator.pipeline.run import PassReport
+
+_PASS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+@dataclass(frozen=True, slots=True)
+class LastPass:
+    finished: datetime
+    seconds: float
+    sources: int
+    new: int
+    changed: int
+    failed: int
+    written: int
+
+
+@dataclass
+class DaemonMetrics:
+    title: str
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    last_pass: LastPass | None = None
+    failing: tuple[str, ...] = ()  # sources whose last fetch failed
+    sources: int = 0  # enabled sources in the running config
+    pass_started: float | None = None  # monotonic, while a pass runs
+
+    def __post_init__(self) -> None:
+        # *_created series double the output and no dashboard reads them.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        registry = self.registry
+        self.fetches = Counter(
+            "aggregator_fetches", "Sources fetched, by result.", ["result"], registry=registry
+        )
+        self.items = Counter(
+            "aggregator_items", "Articles stored, new or changed.", ["kind"], registry=registry
+        )
+        self.skipped = Counter(
+            "aggregator_entries_skipped", "Malformed posts or entries skipped.", registry=registry
+        )
+        self.errors = Counter(
+            "aggregator_errors", "Failures, by where they happened.", ["where"], registry=registry
+        )
+        self.files = Counter(
+            "aggregator_files_written", "Output files rewritten.", registry=registry
+        )
+        self.durations = Histogram(
+            "aggregator_pass_duration_seconds",
+            "Wall time of one pass over the due sources.",
+            buckets=_PASS_BUCKETS,
+            registry=registry,
+        )
+        self.last_pass_time = Gauge(
+            "aggregator_last_pass_timestamp_seconds",
+            "When the last pass finished (Unix time).",
+            registry=registry,
+        )
+        self.failing_gauge = Gauge(
+            "aggregator_sources_failing", "Sources whose last fetch failed.", registry=registry
+        )
+        self.reloads = Counter(
+            "aggregator_config_reloads", "SIGHUP reloads, by result.", ["result"], registry=registry
+        )
+        for result in ("ok", "not_modified", "error"):
+            self.fetches.labels(result)
+        for kind in ("new", "changed"):
+            self.items.labels(kind)
+        for where in ("source", "pass"):
+            self.errors.labels(where)
+
+    def passed(self, report: PassReport, seconds: float, failing: Sequence[str]) -> None:
+        self.failing = tuple(failing)
+        self.failing_gauge.set(len(failing))
+        if not report.sources:
+            return  # a tick that found nothing due is not a pass
+        for source in report.sources:
+            if source.error:
+                self.fetches.labels("error").inc()
+                self.errors.labels("source").inc()
+            elif source.not_modified:
+                self.fetches.labels("not_modified").inc()
+            elif source.backing_off_until is None:
+                self.fetches.labels("ok").inc()
+            self.skipped.inc(len(source.skipped))
+        self.items.labels("new").inc(report.new)
+        self.items.labels("changed").inc(sum(source.changed for source in report.sources))
+        self.files.inc(len(report.written))
+        self.durations.observe(seconds)
+        self.last_pass_time.set(time.time())
+        self.last_pass = LastPass(
+            finished=datetime.now(UTC),
+            seconds=seconds,
+            sources=len(report.sources),
+            new=report.new,
+            changed=sum(source.changed for source in report.sources),
+            failed=len(report.failed),
+            written=len(report.written),
+        )
+
+    def pass_failed(self) -> None:
+        self.errors.labels("pass").inc()
+
+    def exposition(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def stuck(self, limit: float) -> bool:
+        started = self.pass_started
+        return started is not None and time.monotonic() - started > limit
+
+    def health(self, *, healthy: bool) -> tuple[bool, dict[str, Any]]:
+        last = self.last_pass
+        return healthy, {
+            "ok": healthy,
+            "sources": self.sources,
+            "failing_sources": list(self.failing),
+            "pass_running": self.pass_started is not None,
+            "last_pass": None
+            if last is None
+            else {
+                "finished": last.finished.isoformat(timespec="seconds"),
+                "seconds": round(last.seconds, 3),
+                "sources": last.sources,
+                "new": last.new,
+                "changed": last.changed,
+                "failed": last.failed,
+                "files_written": last.written,
+            },
+        }
+
+    def summary(self) -> str:
+        """One line for systemd's STATUS= (shown by `systemctl status`)."""
+        text = f"{self.title}: {self.sources} sources, {len(self.failing)} failing"
+        last = self.last_pass
+        if last is not None:
+            text += (
+                f"; last pass {last.finished:%H:%M:%S} UTC in {last.seconds:.1f}s: "
+                f"{last.new} new, {last.changed} changed, {last.failed} failed"
+            )
+        return text

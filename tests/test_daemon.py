@@ -1,0 +1,245 @@
+"""`aggregator run` end to end: the real daemon in a child process against the local feed farm,
+driven by signals as systemd drives it, watched through HTTP and a notify socket."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import signal
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from aggregator.notify import Notifier
+from tests.daemonproc import Daemon, free_port, write_config
+from tests.farm import Farm, FarmConfig
+from tests.helpers import run_aggregator
+
+INTERVAL = 2.0  # seconds, the sources' interval in these tests
+SLACK = 4.0  # a tick, the pass itself and rendering, on a busy machine
+
+
+@pytest.fixture(scope="module")
+def farm() -> Iterator[Farm]:
+    with Farm(FarmConfig(feeds=3, items=4, churn=1.0, bad_citizens=False, seed=6)) as running:
+        yield running
+
+
+def _titles(daemon: Daemon, path: str) -> set[str]:
+    response = httpx.get(f"{daemon.url}{path}", timeout=5)
+    if response.status_code != 200:
+        return set()
+    return {item["title"] for item in response.json()["items"]}
+
+
+def _wait_for(condition: object, timeout: float, what: str) -> float:
+    """Polls `condition()` until true; how long that took."""
+    assert callable(condition)
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+def _feed(farm: Farm, number: int) -> tuple[str, str, str]:
+    return (f"farm-{number}", farm.feed_urls()[number], f"tag-{number}")
+
+
+def _metric(daemon: Daemon, name: str, **labels: str) -> float:
+    text = httpx.get(f"{daemon.url}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    raise AssertionError(f"{name} {labels} not in /metrics:\n{text}")
+
+
+def test_new_items_are_served_within_one_interval_then_sigterm_exits_0(
+    tmp_path: Path, farm: Farm
+) -> None:
+    port = free_port()
+    config = write_config(tmp_path, port, [_feed(farm, 0), _feed(farm, 1)])
+    with Daemon(config, port) as daemon:
+        daemon.wait_healthy()
+        first = {item.title for item in farm.items(farm.feed_urls()[0])}
+        _wait_for(lambda: first <= _titles(daemon, "/tags/tag-0.json"), SLACK + INTERVAL, "ingest")
+
+        farm.next_pass()  # every feed gains one item
+        newest = farm.items(farm.feed_urls()[1])[0].title
+        took = _wait_for(
+            lambda: newest in _titles(daemon, "/all.json"), INTERVAL + SLACK, "the new item"
+        )
+        assert took <= INTERVAL + SLACK
+
+        health = httpx.get(f"{daemon.url}/healthz", timeout=5)
+        assert health.status_code == 200
+        body = health.json()
+        assert body["ok"] is True
+        assert body["failing_sources"] == []
+        assert body["last_pass"]["seconds"] >= 0
+        assert _metric(daemon, "aggregator_fetches_total", result="ok") >= 3
+        assert _metric(daemon, "aggregator_items_total", kind="new") >= 2 * 4 + 2
+        assert _metric(daemon, "aggregator_pass_duration_seconds_count") >= 2
+
+        status, took = daemon.stop()
+        assert status == 0, daemon.stderr()
+        assert took < 10
+        log = daemon.stderr()
+        assert "Traceback" not in log
+        assert "SIGTERM" in log
+        # One line per event, with its level and the source it concerns.
+        assert any(line.startswith("INFO farm-1: ") for line in log.splitlines())
+
+
+def test_sighup_adds_a_source_live_and_a_bad_config_changes_nothing(
+    tmp_path: Path, farm: Farm
+) -> None:
+    port = free_port()
+    config = write_config(tmp_path, port, [_feed(farm, 0)])
+    with Daemon(config, port) as daemon, httpx.Client(base_url=daemon.url, timeout=5) as client:
+        daemon.wait_healthy()
+        assert client.get("/healthz").json()["sources"] == 1
+        good = config.read_text(encoding="utf-8")
+
+        config.write_text(good + "  - name: broken\n    kind: feed\n", encoding="utf-8")
+        daemon.signal(signal.SIGHUP)
+        _wait_for(lambda: "reload: keeping" in daemon.stderr(), 10, "the reload error")
+        # The broken source is located in the file, and the old config keeps running.
+        assert re.search(rf"{re.escape(str(config))}:\d+:\d+: sources\[1\]", daemon.stderr())
+        assert client.get("/healthz").json()["sources"] == 1
+
+        write_config(tmp_path, port, [_feed(farm, 0), _feed(farm, 2)])
+        daemon.signal(signal.SIGHUP)
+        titles = {item.title for item in farm.items(farm.feed_urls()[2])}
+        _wait_for(
+            lambda: titles <= _titles(daemon, "/tags/tag-2.json"), INTERVAL + SLACK, "new source"
+        )
+        assert client.get("/healthz").json()["sources"] == 2
+        assert daemon.process is not None and daemon.process.poll() is None
+
+        # A longer interval moves the next fetch to the last fetch plus the new interval.
+        text = config.read_text(encoding="utf-8")
+        config.write_text(
+            text.replace("tags: [tag-0]", "tags: [tag-0]\n    interval: 1h"), encoding="utf-8"
+        )
+        daemon.signal(signal.SIGHUP)
+        _wait_for(lambda: "farm-0: interval now 1:00:00" in daemon.stderr(), 10, "new interval")
+        status = run_aggregator(config, "status", "--json")
+        row = next(row for row in json.loads(status.stdout) if row["name"] == "farm-0")
+        due = datetime.fromisoformat(row["next_due"]) - datetime.fromisoformat(row["last_fetch"])
+        assert timedelta(minutes=59) < due <= timedelta(hours=1)
+
+        # The keep-alive connection opened before the reloads still answers.
+        assert client.get("/all.json").status_code == 200
+        code, _ = daemon.stop()
+        assert code == 0
+
+
+def test_a_second_sigterm_exits_at_once_while_the_first_waits_for_work_in_flight(
+    tmp_path: Path,
+) -> None:
+    with Farm(FarmConfig(feeds=1, items=1, hang=30)) as slow:
+        port = free_port()
+        hang = slow.bad_urls()["hang"]
+        config = write_config(tmp_path, port, [("hanging", hang, "slow")], timeout="20s")
+        with Daemon(config, port) as daemon:
+            daemon.wait_healthy()
+            time.sleep(1)  # the first pass starts with the server; the farm logs on answering
+            daemon.signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert daemon.process is not None
+            assert daemon.process.poll() is None  # the hanging fetch is still in flight
+            started = time.monotonic()
+            daemon.signal(signal.SIGTERM)
+            assert daemon.process.wait(timeout=5) == 1
+            assert time.monotonic() - started < 1.5
+            assert "SIGTERM again: exiting now" in daemon.stderr()
+
+
+Message = tuple[float, dict[str, str]]  # when it arrived, its KEY=value fields
+
+
+def _messages(sock: socket.socket, until: str, timeout: float) -> list[Message]:
+    received: list[Message] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = sock.recv(4096)
+        except TimeoutError:
+            break
+        fields = dict(line.split("=", 1) for line in data.decode("utf-8").splitlines())
+        received.append((time.monotonic(), fields))
+        if until in fields:
+            break
+    return received
+
+
+def test_systemd_hears_ready_watchdog_and_stopping(tmp_path: Path, farm: Farm) -> None:
+    port = free_port()
+    title = "联合早报聚合"
+    config = write_config(tmp_path, port, [_feed(farm, 0)], title=title)
+    # A short folder: AF_UNIX paths are limited to 108 bytes, and pytest's tmp_path is long.
+    with (
+        tempfile.TemporaryDirectory(prefix="agg-") as folder,
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+    ):
+        address = f"{folder}/notify"
+        sock.bind(address)
+        env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "1000000"}  # WatchdogSec=1
+        with Daemon(config, port, env=env) as daemon:
+            ready = _messages(sock, "READY", 30)
+            assert ready, daemon.stderr()
+            _, first = ready[-1]
+            assert first["READY"] == "1"
+            assert title in first["STATUS"]  # CJK survives the trip intact
+
+            pets = [at for at, fields in _messages(sock, "never", 2.6) if "WATCHDOG" in fields]
+            assert len(pets) >= 3  # every WatchdogSec/2 = 0.5 s
+            gaps = [later - earlier for earlier, later in itertools.pairwise(pets)]
+            assert all(0.3 < gap < 0.8 for gap in gaps), gaps
+
+            daemon.signal(signal.SIGTERM)
+            stopping = _messages(sock, "STOPPING", 10)
+            assert stopping and stopping[-1][1]["STOPPING"] == "1"
+            assert daemon.process is not None
+            assert daemon.process.wait(timeout=10) == 0
+
+
+def test_notify_reaches_an_abstract_socket_in_utf8() -> None:
+    name = f"aggregator-test-{uuid.uuid4().hex}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(b"\0" + name.encode())
+        sock.settimeout(5)
+        notifier = Notifier(f"@{name}")
+        assert notifier.status("联合早报: 3 new\nsecond line")
+        assert sock.recv(4096).decode("utf-8") == "STATUS=联合早报: 3 new second line"
+        notifier.close()
+
+
+def test_notify_is_a_no_op_outside_systemd() -> None:
+    assert not Notifier(None).ready("ok")
+    assert not Notifier("relative/path").enabled
+
+
+def test_a_port_in_use_exits_1(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, port, [])
+        daemon = Daemon(config, port).start()
+        assert daemon.process is not None
+        assert daemon.process.wait(timeout=30) == 1
+        assert "cannot serve on 127.0.0.1" in daemon.stderr()

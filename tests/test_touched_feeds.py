@@ -1,0 +1,104 @@
+"""A daemon pass rewrites the feeds of the tags its new articles touched, and no others; a
+restart after a crash cleans up interrupted writes and renders what a dead pass left unrendered."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aggregator.config import Config, load_config
+from aggregator.pipeline.publish import recover
+from aggregator.pipeline.run import open_store, run_pass
+
+FORMATS = ("rss", "atom", "json")
+LATER = datetime.now(UTC) + timedelta(days=1)  # every source is due by then
+
+
+def _post(folder: Path, number: int, tag: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    body = " ".join(f"word{number}x{index} text{index * number}" for index in range(80))
+    (folder / f"{number:03d}.md").write_text(
+        "---\n"
+        f"title: Story {number} about {tag}\n"
+        f"date: 2024-05-0{number % 9 + 1}T10:00:00+08:00\n"
+        f"from: https://example.org/{tag}/{number}.html\n"
+        "---\n"
+        f"{body}\n",
+        encoding="utf-8",
+    )
+
+
+def _config(tmp_path: Path) -> Config:
+    lines = [
+        'store: {url: "sqlite:///state/agg.db"}',
+        'output: {dir: public, base_url: "http://127.0.0.1:8080/"}',
+        "sources:",
+    ]
+    for tag in ("alpha", "beta"):
+        lines += [f"  - name: {tag}", "    kind: posts", f"    path: {tag}", f"    tags: [{tag}]"]
+        _post(tmp_path / tag, 1 if tag == "alpha" else 2, tag)
+    path = tmp_path / "aggregator.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return load_config(path)
+
+
+def _stamps(public: Path, slug: str) -> dict[str, int]:
+    return {kind: (public / "tags" / f"{slug}.{kind}").stat().st_mtime_ns for kind in FORMATS}
+
+
+def test_a_pass_rewrites_only_the_feeds_of_the_tags_it_touched(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    public = config.output.dir
+    store = open_store(config)
+    try:
+        run_pass(config, store)  # --once: renders everything
+        beta_before = _stamps(public, "beta")
+        alpha_before = _stamps(public, "alpha")
+        # Edited by hand since: a render of beta would put its real bytes back.
+        (public / "tags" / "beta.json").write_text("left alone", encoding="utf-8")
+        beta_before["json"] = (public / "tags" / "beta.json").stat().st_mtime_ns
+        index_before = (public / "index.html").read_bytes()
+
+        _post(tmp_path / "alpha", 3, "alpha")
+        report = run_pass(config, store, due_only=True, now=LATER)
+
+        assert report.new == 1
+        assert report.touched_tags == {"alpha"}
+        assert _stamps(public, "beta") == beta_before
+        assert (public / "tags" / "beta.json").read_text(encoding="utf-8") == "left alone"
+        after = _stamps(public, "alpha")
+        assert all(after[kind] != alpha_before[kind] for kind in FORMATS)
+        assert "Story 3 about alpha" in (public / "tags" / "alpha.json").read_text("utf-8")
+        assert "Story 3 about alpha" in (public / "all.json").read_text("utf-8")
+        assert (public / "index.html").read_bytes() != index_before  # alpha's count went up
+
+        # Nothing new: nothing is rendered at all.
+        quiet = run_pass(config, store, due_only=True, now=LATER + timedelta(days=1))
+        assert quiet.written == ()
+    finally:
+        store.close()
+
+
+def test_startup_recovery_removes_temp_files_and_renders_what_a_crash_left(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path)
+    public = config.output.dir
+    store = open_store(config)
+    try:
+        run_pass(config, store)
+        stale = (public / "tags" / "alpha.json").read_bytes()
+        _post(tmp_path / "alpha", 4, "alpha")
+        run_pass(config, store)
+        # As if that pass had committed the story and died before rendering, in the middle of
+        # writing a feed file.
+        (public / "tags" / "alpha.json").write_bytes(stale)
+        leftover = public / "tags" / ".alpha.json.x1y2z3.tmp"
+        leftover.write_text('{"items": [', encoding="utf-8")
+
+        recover(config, store)
+
+        assert not leftover.exists()
+        assert "Story 4 about alpha" in (public / "tags" / "alpha.json").read_text("utf-8")
+    finally:
+        store.close()
