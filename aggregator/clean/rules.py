@@ -6,6 +6,7 @@ Rule names (the values below) end up in CleanedHtml.rules, so keep them short an
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 # Elements removed with everything inside them; value is the rule name recorded.
@@ -103,7 +104,11 @@ JUNK_TOKENS: dict[str, str] = {
         ),
         "share-bar",
     ),
-    **dict.fromkeys(("qr", "qrcode", "erweima"), "qr-code"),
+    **dict.fromkeys(("qr", "qrcode", "erweima", "ewm"), "qr-code"),
+    **dict.fromkeys(("follow", "followme", "followus"), "follow-prompt"),
+    **dict.fromkeys(("reward", "donate", "donation", "donations", "tipjar"), "donation"),
+    **dict.fromkeys(("button", "btn"), "cta-button"),
+    "copyright": "copyright-box",
     **dict.fromkeys(
         ("subscribe", "subscription", "signup", "mailchimp", "mc4wp", "optin"), "newsletter"
     ),
@@ -129,6 +134,11 @@ JUNK_SEQUENCES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("more", "stories"), "related-list"),
     (("read", "next"), "related-list"),
     (("also", "read"), "related-list"),
+    (("rich", "link"), "related-list"),
+    (("most", "popular"), "related-list"),
+    (("most", "read"), "related-list"),
+    (("social", "bar"), "share-bar"),
+    (("download", "app"), "app-promo"),
 )
 # Whole class names that mean "not shown to sighted readers".
 HIDDEN_CLASSES: frozenset[str] = frozenset(
@@ -141,6 +151,27 @@ HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden")
 # A container this large holds the article itself, whatever its class says.
 JUNK_MAX_SHARE = 0.5
 JUNK_MIN_CHARS = 200
+WRAPPER_MIN_CHARS = 20  # below this, nothing worth keeping is lost anyway
+# A "button" holding more text than a label is not a call to action.
+CTA_MAX_CHARS = 40
+
+# Links that only share the page or manage a newsletter subscription. Such a link goes, and so
+# does its nearest block when at most this much text is left in it ("Share:", a mail footer).
+SHARE_URL = re.compile(
+    r"https?://(?:www\.|m\.)?(?:facebook\.com/sharer|twitter\.com/(?:intent|share)|x\.com/intent"
+    r"|linkedin\.com/(?:shareArticle|sharing)|reddit\.com/submit|api\.whatsapp\.com/send|wa\.me/\?"
+    r"|social-plugins\.line\.me/lineit/share|service\.weibo\.com/share|connect\.qq\.com/widget/shareqq"
+    r"|sns\.qzone\.qq\.com/cgi-bin/qzshare|news\.ycombinator\.com/submitlink|pinterest\.com/pin/create"
+    r"|t\.me/share|telegram\.me/share|tumblr\.com/share|vk\.com/share|getpocket\.com/save)",
+    re.IGNORECASE,
+)
+UNSUBSCRIBE_URL = re.compile(
+    r"unsubscribe|list-manage\.com/profile|/email-preferences|manage-subscription", re.IGNORECASE
+)
+LINK_BLOCK_RULES: dict[str, int] = {"share-bar": 16, "newsletter-footer": 600}
+LINK_BLOCK_TAGS: frozenset[str] = frozenset(
+    {"p", "div", "td", "li", "section", "dd", "center", "blockquote", "footer", "aside"}
+)
 
 # Paywall / subscription offers: host subscribe.*, or a path segment naming the offer.
 PAYWALL_PATH = re.compile(
@@ -164,6 +195,8 @@ PLACEHOLDER_NAME = re.compile(
     r"blank|spacer|placeholder|transparent|loading|lazy|empty|grey|gray|pixel|1x1"
 )
 TRACKING_PIXEL_MAX_SIZE = 2
+# QR codes by file name or alt text (their surrounding box usually goes by class).
+QR_IMAGE = re.compile(r"qr[-_]?code|erweima|(?:^|[-_])qr(?:[-_.]|$)|二维码|二維碼|\bQR\b")
 TRACKER_URL_PARTS: tuple[str, ...] = (
     "feeds.feedburner.com/~r/",
     "feedproxy.google.com/~r/",
@@ -174,16 +207,91 @@ TRACKER_URL_PARTS: tuple[str, ...] = (
     "pixel.quantserve.com/",
     "scorecardresearch.com/",
     "feedsportal.com/",
+    "/track/open",
+    "/_/stat?",
+    "/tracker/",
 )
 LEADING_INT = re.compile(r"\s*([0-9]+)")
 URL_SCHEME = re.compile(r"\s*(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)")  # absolute or protocol-relative
 
-# Editor credits and correction links (Chinese news sites), tested on a leaf block's whole text.
-EDITOR_CREDIT = re.compile(r"^\s*[【\[（(]?\s*(?:责任编辑|编辑|责编)\s*[:：]")
-EDITOR_CREDIT_MAX_CHARS = 100
-CORRECTION_LINK = re.compile(r"^\s*[【\[]\s*纠错\s*[】\]]\s*$")
-# Cheap test on the raw input: skip the text rules when no credit can be there.
-CREDIT_HINTS: tuple[str, ...] = ("编", "纠错")
+
+@dataclass(frozen=True, slots=True)
+class TextRule:
+    """A leaf block (one holding no other block) whose whitespace-collapsed text matches
+    `pattern` and is at most `max_chars` long is removed; with `and_list`, so is a list right
+    after it. The rule only runs when one of `hints` occurs in the raw input."""
+
+    name: str
+    pattern: re.Pattern[str]
+    max_chars: int
+    hints: tuple[str, ...]
+    and_list: bool = False
+
+
+_RELATED_LABEL = (
+    r"相关(?:新闻|阅读|文章|推荐|报道|链接)|相關(?:新聞|閱讀|文章|推薦|報導)|延伸阅读|延伸閱讀|推荐阅读"
+    r"|推薦閱讀|猜你喜欢|热门推荐|更多精彩|(?i:more on this (?:story|topic)|related(?: (?:topics"
+    r"|stories|articles|posts|content|coverage|reading|links))?|read (?:more|next|also)|see also"
+    r"|also read|more (?:stories|coverage)|most (?:popular|read)|you (?:may|might) also (?:like"
+    r"|enjoy)|mehr zum thema|(?:à )?lire aussi)"
+)
+TEXT_RULES: tuple[TextRule, ...] = (
+    TextRule(
+        "editor-credit", re.compile(r"^[【\[（(]?\s*(?:责任编辑|编辑|责编)\s*[:：]"), 100, ("编",)
+    ),
+    TextRule("correction-link", re.compile(r"^[【\[]?\s*(?:我要)?纠错\s*[】\]]?$"), 20, ("纠错",)),
+    TextRule(
+        "page-tools",
+        re.compile(r"^(?:\s*[【\[]?(?:打印|打印本页|关闭|关闭窗口|收藏|返回顶部)[】\]]?)+$"),
+        40,
+        ("打印", "关闭"),
+    ),
+    TextRule(
+        "ad-label",
+        re.compile(r"^(?:advertisements?|sponsored|anzeige|werbung|publicité|广告|廣告)$", re.I),
+        20,
+        ("dvertisement", "DVERTISEMENT", "ponsored", "Anzeige", "Werbung", "ublicit", "广告",
+         "廣告"),
+    ),
+    TextRule(
+        "feed-footer",
+        re.compile(
+            r"^The post .+ appeared first on .+|^.+ was originally published in .+ on Medium\b"
+        ),
+        600,
+        ("appeared first on", "originally published in"),
+    ),
+    TextRule(
+        "follow-prompt",
+        re.compile(r"^(?:点击|點擊|长按|長按).{0,12}(?:关注|關注|订阅|訂閱|阅读原文|閱讀原文|二维码|二維碼)"),
+        40,
+        ("点击", "點擊", "长按", "長按"),
+    ),
+    TextRule(
+        "newsletter-footer",
+        re.compile(
+            r"^view (?:this|it|the) (?:email|e-mail|newsletter|message) (?:in|on) (?:your|a)"
+            r" (?:web )?browser",
+            re.I,
+        ),
+        80,
+        ("in your browser", "in a browser", "IN YOUR BROWSER"),
+    ),
+    TextRule(
+        "related-heading",
+        re.compile(rf"^(?:{_RELATED_LABEL})\s*[:：]?$"),
+        30,
+        (
+            "相关", "相關", "延伸", "推荐阅读", "推薦閱讀", "猜你喜欢", "热门推荐", "更多精彩",
+            "More on",
+            "Related", "RELATED", "Read more", "Read More", "Read next", "Read Next", "Read also",
+            "See also", "Also read", "More stories", "More coverage", "Most popular",
+            "Most Popular", "Most read", "Most Read", "You may", "You might", "Mehr zum",
+            "ire aussi",
+        ),
+        and_list=True,
+    ),
+)  # fmt: skip
 
 # Elements that may carry a text rule (drop_text, editor credit).
 TEXT_RULE_TAGS: tuple[str, ...] = (

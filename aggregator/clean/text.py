@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
 from typing import cast
 
 from lxml import etree
 
 from aggregator.clean import rules as cr
+from aggregator.clean.audit import Audit
 
 _Element = etree._Element
 # lxml-stubs only know iterwalk through __getattr__
@@ -17,33 +19,48 @@ _iterwalk = cast(Callable[..., Iterator[tuple[str, _Element]]], etree.iterwalk)
 _EMPTY_TAGS = frozenset(cr.EMPTY_BLOCK_TAGS)
 _TIDY_TAGS = tuple(sorted(_EMPTY_TAGS | cr.TRIM_TAGS))
 _BREAK = "\x00"  # block boundary while building text; the parser never yields NUL
-_CREDIT_HINT_TEXT = etree.XPath(
-    ".//text()[" + " or ".join(f"contains(., '{hint}')" for hint in cr.CREDIT_HINTS) + "]"
-)
 
 
-def apply_text_rules(root: _Element, patterns: Sequence[re.Pattern[str]], rules: set[str]) -> None:
+def active_text_rules(html: str) -> tuple[cr.TextRule, ...]:
+    """The generic text rules whose hints occur in the raw input: most inputs need none."""
+    return tuple(rule for rule in cr.TEXT_RULES if any(hint in html for hint in rule.hints))
+
+
+def apply_text_rules(
+    root: _Element,
+    active: Sequence[cr.TextRule],
+    patterns: Sequence[re.Pattern[str]],
+    audit: Audit,
+) -> None:
+    """Drop leaf blocks matched by an active generic rule or a per-source `drop_text` pattern.
+    Patterns and rules see the block's text with whitespace collapsed and edges trimmed, so
+    `^来源：` matches an indented paragraph too."""
+    candidates = root.iter(*cr.TEXT_RULE_TAGS) if patterns else _candidates(root, active)
     matches: list[tuple[_Element, str]] = []
-    for el in text_rule_candidates(root) if not patterns else root.iter(*cr.TEXT_RULE_TAGS):
+    for el in candidates:
         if next(el.iterdescendants(*cr.STRUCTURAL_TAGS), None) is not None:
             continue  # a wrapper of paragraphs never goes, only the paragraph itself
-        text = text_of(el)
-        if len(text.strip()) <= cr.EDITOR_CREDIT_MAX_CHARS and cr.EDITOR_CREDIT.match(text):
-            matches.append((el, "editor-credit"))
-        elif cr.CORRECTION_LINK.match(text):
-            matches.append((el, "correction-link"))
+        text = " ".join(text_of(el).split())
+        rule = next(
+            (r for r in active if len(text) <= r.max_chars and r.pattern.search(text)), None
+        )
+        if rule is not None:
+            matches.append((el, rule.name))
+            following = el.getnext()
+            if rule.and_list and following is not None and following.tag in ("ul", "ol"):
+                matches.append((following, rule.name))
         elif any(pattern.search(text) for pattern in patterns):
             matches.append((el, "drop-text"))
-    for el, rule in matches:
-        rules.add(rule)
+    for el, name in matches:
+        audit.add(name, el)
         drop(el)
 
 
-def text_rule_candidates(root: _Element) -> list[_Element]:
-    """Without per-source patterns only blocks around a credit hint can match: found by one
-    XPath query instead of rendering the text of every block."""
+def _candidates(root: _Element, active: Sequence[cr.TextRule]) -> list[_Element]:
+    """Without per-source patterns only blocks around a hint can match: found by one XPath
+    query instead of rendering the text of every block."""
     found: list[_Element] = []
-    hits = _CREDIT_HINT_TEXT(root)
+    hits = _hint_query(tuple(hint for rule in active for hint in rule.hints))(root)
     for hit in hits if isinstance(hits, list) else []:
         if not isinstance(hit, etree._ElementUnicodeResult):
             continue
@@ -56,7 +73,12 @@ def text_rule_candidates(root: _Element) -> list[_Element]:
     return found
 
 
-def tidy(root: _Element, rules: set[str]) -> None:
+@lru_cache(maxsize=64)
+def _hint_query(hints: tuple[str, ...]) -> etree.XPath:
+    return etree.XPath(".//text()[" + " or ".join(f"contains(., '{h}')" for h in hints) + "]")
+
+
+def tidy(root: _Element, rules: Audit) -> None:
     """Trim block edges, then drop blocks left empty. Reverse document order visits children
     before their parents, so one pass removes nested empties."""
     for el in reversed(list(root.iter(*_TIDY_TAGS))):
