@@ -76,9 +76,32 @@ def test_golden(case: str) -> None:
 
     assert set(expected.get("rules", [])) <= set(result.rules), result.rules
     assert list(result.rules) == sorted(set(result.rules))
+    assert [hit.rule for hit in result.removed] == list(result.rules)
     assert len(result.summary) <= 201
     assert result.summary
     assert not any(rule.startswith("error:") for rule in result.rules)
+
+
+def test_the_audit_counts_each_rule_and_samples_what_it_removed() -> None:
+    html = (
+        "<p>Article text.</p>"
+        '<div class="share"><a href="https://example.com/s">Share   on\nX</a></div>'
+        '<div class="share-links">Share two</div><div class="share">three</div>'
+        '<div class="share">four</div><p>来源：某报</p>'
+        '<img src="https://example.com/p.gif" width="1" height="1">'
+    )
+    result = clean_html(html, None, drop_text=["^来源"])
+    hits = {hit.rule: hit for hit in result.removed}
+    assert hits["share-bar"].times == 4
+    assert hits["share-bar"].samples == ("Share on X", "Share two", "three")  # first three
+    assert hits["drop-text"].samples == ("来源：某报",)
+    assert hits["tracking-pixel"].samples == ("https://example.com/p.gif",)
+    assert result.text == "Article text."
+    article = "<p>" + "article text " * 100 + "</p>"
+    long = clean_html(f'{article}<div class="share">{"word " * 60}</div>', None).removed
+    assert long[0].rule == "share-bar"
+    assert len(long[0].samples[0]) == 120
+    assert long[0].samples[0].endswith("…")
 
 
 def test_summary_cuts_latin_text_at_a_word_boundary() -> None:

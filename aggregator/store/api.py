@@ -14,8 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from aggregator.errors import StoreError
-from aggregator.models import Article, NearCandidate, SourceState, TagSummary
-from aggregator.store import near, reads, writes
+from aggregator.models import Article, NearCandidate, RuleHit, SourceState, TagSummary
+from aggregator.store import audit, near, reads, writes
 from aggregator.store.engine import (
     describe,
     make_engine,
@@ -143,3 +143,23 @@ class Store:
         """Stories carried by more than one article, newest first, first article first."""
         with self._reading() as conn:
             return near.shared_clusters(conn, limit)
+
+    def article_by_link(self, link: str) -> Article | None:
+        """The first-seen article at this canonical URL."""
+        with self._reading() as conn:
+            return audit.article_by_link(conn, link)
+
+    def clean_audit(self, article_id: str) -> tuple[RuleHit, ...] | None:
+        """What the clean stage removed from an article; None when cleaned before audits."""
+        with self._reading() as conn:
+            return audit.clean_audit(conn, article_id)
+
+    def articles_page(self, source: str | None, after: str, limit: int) -> list[Article]:
+        """Stored articles (of one source, or all) with ids after `after`, in id order."""
+        with self._reading() as conn:
+            return audit.articles_page(conn, source, after, limit)
+
+    def update_cleaned(self, articles: Sequence[Article]) -> list[str]:
+        """Save re-cleaned bodies; ids, dates, tags and clusters stay. Returns changed ids."""
+        with self._writing("saving re-cleaned articles") as conn:
+            return audit.update_cleaned(conn, articles)

@@ -9,7 +9,7 @@ from dataclasses import fields
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from aggregator.models import Article, SourceState
+from aggregator.models import Article, RuleHit, SourceState
 
 # Article fields that identify a row rather than describe it: never part of "changed".
 _IDENTITY = ("id", "source", "key", "cluster_id")
@@ -64,6 +64,7 @@ def article_values(article: Article, first_seen: datetime) -> dict[str, Any]:
         "image": article.image,
         "first_seen": first_seen,
         "signature": signature(article),
+        "clean_audit": audit_json(article.clean_audit),
     }
 
 
@@ -84,6 +85,7 @@ def article_from_row(row: Mapping[Any, Any], tags: Sequence[str]) -> Article:
         content_hash=row["content_hash"],
         image=row["image"],
         cluster_id=row["cluster_id"],
+        clean_audit=audit_from_json(row.get("clean_audit") or ""),
     )
 
 
@@ -93,3 +95,18 @@ def state_values(state: SourceState) -> dict[str, Any]:
 
 def state_from_row(row: Mapping[Any, Any]) -> SourceState:
     return SourceState(**{name: row[name] for name in STATE_FIELDS})
+
+
+def audit_json(hits: Sequence[RuleHit]) -> str:
+    return json.dumps(hits, ensure_ascii=False, separators=(",", ":"))
+
+
+def audit_from_json(value: str) -> tuple[RuleHit, ...]:
+    """The stored audit; () for "" (cleaned before audits were kept) or anything unreadable."""
+    try:
+        hits = json.loads(value) if value else []
+        return tuple(
+            RuleHit(str(rule), int(times), tuple(samples)) for rule, times, samples in hits
+        )
+    except (ValueError, TypeError):
+        return ()
