@@ -135,6 +135,7 @@ JUNK_SEQUENCES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("read", "next"), "related-list"),
     (("also", "read"), "related-list"),
     (("rich", "link"), "related-list"),
+    (("further", "reading"), "related-list"),
     (("most", "popular"), "related-list"),
     (("most", "read"), "related-list"),
     (("social", "bar"), "share-bar"),
@@ -232,8 +233,8 @@ _RELATED_LABEL = (
     r"相关(?:新闻|阅读|文章|推荐|报道|链接)|相關(?:新聞|閱讀|文章|推薦|報導)|延伸阅读|延伸閱讀|推荐阅读"
     r"|推薦閱讀|猜你喜欢|热门推荐|更多精彩|(?i:more on this (?:story|topic)|related(?: (?:topics"
     r"|stories|articles|posts|content|coverage|reading|links))?|read (?:more|next|also)|see also"
-    r"|also read|more (?:stories|coverage)|most (?:popular|read)|you (?:may|might) also (?:like"
-    r"|enjoy)|mehr zum thema|(?:à )?lire aussi)"
+    r"|also read|further reading|more (?:stories|coverage)|most (?:popular|read)"
+    r"|you (?:may|might) also (?:like|enjoy)|mehr zum thema|(?:à )?lire aussi)"
 )
 TEXT_RULES: tuple[TextRule, ...] = (
     TextRule(
@@ -267,6 +268,23 @@ TEXT_RULES: tuple[TextRule, ...] = (
         40,
         ("点击", "點擊", "长按", "長按"),
     ),
+    TextRule(  # engagement bait closing a post
+        "follow-prompt",
+        re.compile(
+            r"^(?:if you (?:liked|enjoyed|found) (?:this|it)"
+            r"|觉得(?:有用|不错|有帮助)|覺得(?:有用|不錯))"
+            r".{0,80}(?:follow|subscribe|share|clap|点赞|点个赞|關注|关注|转发|在看|收藏)",
+            re.I,
+        ),
+        140,
+        ("f you liked", "f you enjoyed", "f you found", "觉得", "覺得"),
+    ),
+    TextRule(  # portal disclaimers under user-submitted posts
+        "disclaimer",
+        re.compile(r"^(?:特别声明|免责声明|特別聲明|免責聲明)[:：].*(?:观点|立场|觀點|立場|仅供参考|僅供參考)"),
+        300,
+        ("特别声明", "免责声明", "特別聲明", "免責聲明"),
+    ),
     TextRule(
         "newsletter-footer",
         re.compile(
@@ -287,6 +305,7 @@ TEXT_RULES: tuple[TextRule, ...] = (
             "Related", "RELATED", "Read more", "Read More", "Read next", "Read Next", "Read also",
             "See also", "Also read", "More stories", "More coverage", "Most popular",
             "Most Popular", "Most read", "Most Read", "You may", "You might", "Mehr zum",
+            "Further Reading", "Further reading",
             "ire aussi",
         ),
         and_list=True,

@@ -46,14 +46,24 @@ def apply_text_rules(
         )
         if rule is not None:
             matches.append((el, rule.name))
-            following = el.getnext()
-            if rule.and_list and following is not None and following.tag in ("ul", "ol"):
+            if rule.and_list and (following := _list_after(el, root)) is not None:
                 matches.append((following, rule.name))
         elif any(pattern.search(text) for pattern in patterns):
             matches.append((el, "drop-text"))
     for el, name in matches:
         audit.add(name, el)
         drop(el)
+
+
+def _list_after(heading: _Element, root: _Element) -> _Element | None:
+    """The list right after a heading, or after the wrappers that hold only that heading."""
+    el = heading
+    while el.getnext() is None and (parent := el.getparent()) is not None and parent is not root:
+        if len(parent) != 1:
+            return None
+        el = parent
+    following = el.getnext()
+    return following if following is not None and following.tag in ("ul", "ol") else None
 
 
 def _candidates(root: _Element, active: Sequence[cr.TextRule]) -> list[_Element]:
