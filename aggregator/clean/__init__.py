@@ -71,9 +71,9 @@ def clean_html(
                     rules.add("drop-selector", el)
                     drop(el)
         _walk(root, base_url, rules)
-        active = active_text_rules(html)
+        active, hints = active_text_rules(root)
         if patterns or active:
-            apply_text_rules(root, active, patterns, rules)
+            apply_text_rules(root, active, hints, patterns, rules)
         tidy(root, rules)
         lines = text_lines(root)
         images = tuple(img.get("src") or "" for img in root.iter("img"))

@@ -220,7 +220,8 @@ URL_SCHEME = re.compile(r"\s*(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)")  # absolute or pr
 class TextRule:
     """A leaf block (one holding no other block) whose whitespace-collapsed text matches
     `pattern` and is at most `max_chars` long is removed; with `and_list`, so is a list right
-    after it. The rule only runs when one of `hints` occurs in the raw input."""
+    after it. The rule only runs when one of `hints` (lowercase) occurs in the lowercased text
+    of the article: most articles need no text rule at all."""
 
     name: str
     pattern: re.Pattern[str]
@@ -251,8 +252,7 @@ TEXT_RULES: tuple[TextRule, ...] = (
         "ad-label",
         re.compile(r"^(?:advertisements?|sponsored|anzeige|werbung|publicité|广告|廣告)$", re.I),
         20,
-        ("dvertisement", "DVERTISEMENT", "ponsored", "Anzeige", "Werbung", "ublicit", "广告",
-         "廣告"),
+        ("advertisement", "sponsored", "anzeige", "werbung", "publicit", "广告", "廣告"),
     ),
     TextRule(
         "feed-footer",
@@ -277,7 +277,7 @@ TEXT_RULES: tuple[TextRule, ...] = (
             re.I,
         ),
         140,
-        ("f you liked", "f you enjoyed", "f you found", "觉得", "覺得"),
+        ("if you liked", "if you enjoyed", "if you found", "觉得", "覺得"),
     ),
     TextRule(  # portal disclaimers under user-submitted posts
         "disclaimer",
@@ -293,7 +293,7 @@ TEXT_RULES: tuple[TextRule, ...] = (
             re.I,
         ),
         80,
-        ("in your browser", "in a browser", "IN YOUR BROWSER"),
+        ("in your browser", "in a browser"),
     ),
     TextRule(
         "related-heading",
@@ -301,12 +301,9 @@ TEXT_RULES: tuple[TextRule, ...] = (
         30,
         (
             "相关", "相關", "延伸", "推荐阅读", "推薦閱讀", "猜你喜欢", "热门推荐", "更多精彩",
-            "More on",
-            "Related", "RELATED", "Read more", "Read More", "Read next", "Read Next", "Read also",
-            "See also", "Also read", "More stories", "More coverage", "Most popular",
-            "Most Popular", "Most read", "Most Read", "You may", "You might", "Mehr zum",
-            "Further Reading", "Further reading",
-            "ire aussi",
+            "more on", "related", "read more", "read next", "read also", "see also", "also read",
+            "further reading", "more stories", "more coverage", "most popular", "most read",
+            "you may", "you might", "mehr zum", "lire aussi",
         ),
         and_list=True,
     ),
