@@ -354,4 +354,4 @@ def reclean(ctx: click.Context, source: str | None) -> None:
         f"{len(report.written)} files rendered"
     )
     if report.orphans:
-        click.echo(f"{report.orphans} articles of sources no longer in the config left as they are")
+        click.echo(f"left as they are, their source no longer in the config: {report.orphans}")

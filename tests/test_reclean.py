@@ -119,6 +119,16 @@ def test_explain_and_reclean_report_what_they_cannot_do(tmp_path: Path) -> None:
     unknown = run_aggregator(config, "reclean", "--source", "nope")
     assert unknown.returncode == 1
     assert "nope: no such source" in unknown.stderr
+    config.write_text(
+        config.read_text("utf-8").replace("name: papers", "name: renamed"), encoding="utf-8"
+    )
+    orphan = run_aggregator(config, "explain", LINK)
+    assert orphan.returncode == 0, orphan.stderr
+    assert "papers (no longer in the config)" in orphan.stdout
+    left = run_aggregator(config, "reclean")
+    assert left.returncode == 0, left.stderr
+    assert "re-cleaned 1 articles: 0 changed" in left.stdout
+    assert "their source no longer in the config: 1" in left.stdout
     write_config(tmp_path, host_clean='clean:\n  "Not A Host!": {drop: [".x"]}\n')
     bad = run_aggregator(config, "check")
     assert bad.returncode == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from aggregator.models import Article, RuleHit
@@ -71,17 +71,20 @@ def update_cleaned(connection: Connection, articles: Sequence[Article]) -> list[
         )
         stored.update((row["id"], dict(row)) for row in connection.execute(query).mappings())
     changed: list[Article] = []
+    rows: list[dict[str, object]] = []
     for article in articles:
         values = _cleaned_values(article)
         old = stored.get(article.id)
         if old is not None and any(old[name] != values[name] for name in CLEANED_COLUMNS):
-            connection.execute(
-                update(ARTICLE)
-                .where(ARTICLE.c.id == article.id)
-                .values(**values, signature=signature(article))
-            )
+            rows.append({**values, "signature": signature(article), "article_id": article.id})
             changed.append(article)
-    if changed:
+    if rows:
+        statement = (
+            update(ARTICLE)
+            .where(ARTICLE.c.id == bindparam("article_id"))
+            .values({name: bindparam(name) for name in (*CLEANED_COLUMNS, "signature")})
+        )
+        connection.execute(statement, rows)  # executemany: one round trip per batch
         near.save(connection, changed)
     return [article.id for article in changed]
 
