@@ -266,7 +266,7 @@ def explain(ctx: click.Context, reference: str, as_json: bool) -> None:
     with samples of what they removed: why text vanished."""
     import json
 
-    from aggregator.pipeline.explain import explain as explain_article
+    from aggregator.pipeline.reclean import explain as explain_article
     from aggregator.pipeline.run import open_store
 
     config = _config(ctx)

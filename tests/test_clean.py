@@ -160,6 +160,40 @@ def test_junk_containers(attributes: str, rule: str) -> None:
     assert rule in result.rules
 
 
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ('<div class="follow-up"><p>A follow-up story.</p></div>', "A follow-up story."),
+        (
+            '<p>Text. <span class="photo-copyright">Photo: Reuters</span></p>',
+            "Text. Photo: Reuters",
+        ),
+        (
+            '<p>See <a href="https://e.com/how-to-unsubscribe-from-spam">this guide</a>.</p>',
+            "See this guide.",
+        ),
+        (
+            '<p>Read <a href="https://e.com/unsubscribe">a page about it</a> first.</p>',
+            "Read a page about it first.",
+        ),
+        (
+            '<p>A <a class="btn" href="https://e.com/r">link long enough to be part of the'
+            " sentence, not a button</a>.</p>",
+            "A link long enough to be part of the sentence, not a button.",
+        ),
+        ("<h2>Related</h2><p>The list that is not.</p>", "The list that is not."),
+        ("<p>Why every advertisement costs more.</p>", "Why every advertisement costs more."),
+        (
+            "<p>编辑部的故事：一部电视剧的回忆。" + "内容" * 60 + "</p>",
+            "编辑部的故事：一部电视剧的回忆。" + "内容" * 60,
+        ),
+        ('<p><a href="https://twitter.com/jack">Jack</a> said so.</p>', "Jack said so."),
+    ],
+)
+def test_generic_rules_leave_article_text_alone(html: str, text: str) -> None:
+    assert clean_html(html, None).text == text
+
+
 def test_junk_class_on_the_article_wrapper_keeps_the_article() -> None:
     article = "<p>" + "A long paragraph of the article itself. " * 20 + "</p>"
     result = clean_html(f'<div class="post has-share-buttons">{article}</div>', None)

@@ -147,7 +147,8 @@ def _walk(root: _Element, base: str | None, rules: Audit) -> None:
                     size >= cr.JUNK_MIN_CHARS and size > total_text * cr.JUNK_MAX_SHARE
                 ):
                     rule = None
-            if rule == "cta-button" and text_length(el) > cr.CTA_MAX_CHARS:
+            too_long = rule == "cta-button" and text_length(el) > cr.CTA_MAX_CHARS
+            if too_long or (rule in cr.BLOCK_ONLY_RULES and tag in cr.INLINE_TAGS):
                 rule = None
         if rule is None and tag == "img":
             rule = fix_image(el, base, rules)

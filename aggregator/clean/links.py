@@ -113,7 +113,7 @@ def fix_link(a: _Element, base: str | None, rules: Audit) -> str | None:
         return "paywall-link"
     if cr.SHARE_URL.match(url):
         return "share-bar"
-    if cr.UNSUBSCRIBE_URL.search(url):
+    if cr.UNSUBSCRIBE_URL.search(url) and cr.UNSUBSCRIBE_TEXT.search(link_text(a)):
         return "newsletter-footer"
     url, tracked = strip_tracking(url)
     if tracked:
@@ -137,3 +137,7 @@ def strip_tracking(url: str) -> tuple[str, bool]:
         return url, False  # the common case, without a parse_qsl/urlencode round trip
     cleaned = remove_tracking_parameters(url)
     return cleaned, cleaned != url
+
+
+def link_text(a: _Element) -> str:
+    return str(etree.tostring(a, method="text", encoding="unicode", with_tail=False))

@@ -6,7 +6,6 @@ Rule names (the values below) end up in CleanedHtml.rules, so keep them short an
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 # Elements removed with everything inside them; value is the rule name recorded.
@@ -105,7 +104,7 @@ JUNK_TOKENS: dict[str, str] = {
         "share-bar",
     ),
     **dict.fromkeys(("qr", "qrcode", "erweima", "ewm"), "qr-code"),
-    **dict.fromkeys(("follow", "followme", "followus"), "follow-prompt"),
+    **dict.fromkeys(("followme", "followus"), "follow-prompt"),
     **dict.fromkeys(("reward", "donate", "donation", "donations", "tipjar"), "donation"),
     **dict.fromkeys(("button", "btn"), "cta-button"),
     "copyright": "copyright-box",
@@ -140,6 +139,8 @@ JUNK_SEQUENCES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("most", "read"), "related-list"),
     (("social", "bar"), "share-bar"),
     (("download", "app"), "app-promo"),
+    # "follow" alone also names follow-up stories; only follow-us boxes and widgets are junk.
+    *(((("follow", word)), "follow-prompt") for word in ("us", "me", "block", "buttons", "box")),
 )
 # Whole class names that mean "not shown to sighted readers".
 HIDDEN_CLASSES: frozenset[str] = frozenset(
@@ -155,6 +156,9 @@ JUNK_MIN_CHARS = 200
 WRAPPER_MIN_CHARS = 20  # below this, nothing worth keeping is lost anyway
 # A "button" holding more text than a label is not a call to action.
 CTA_MAX_CHARS = 40
+# Rules for boxes: an inline element with such a class (a photo's copyright line in a caption)
+# is left alone.
+BLOCK_ONLY_RULES: frozenset[str] = frozenset({"copyright-box", "donation", "follow-prompt"})
 
 # Links that only share the page or manage a newsletter subscription. Such a link goes, and so
 # does its nearest block when at most this much text is left in it ("Share:", a mail footer).
@@ -167,7 +171,13 @@ SHARE_URL = re.compile(
     re.IGNORECASE,
 )
 UNSUBSCRIBE_URL = re.compile(
-    r"unsubscribe|list-manage\.com/profile|/email-preferences|manage-subscription", re.IGNORECASE
+    r"/unsubscribe|[?&]unsubscribe|list-manage\.com/profile|/email-preferences"
+    r"|manage-subscription",
+    re.IGNORECASE,
+)
+# ...and only when the link says so: an article may well link to a page about unsubscribing.
+UNSUBSCRIBE_TEXT = re.compile(
+    r"unsubscribe|opt[ -]out|preferences|退订|退訂|取消订阅|取消訂閱", re.IGNORECASE
 )
 LINK_BLOCK_RULES: dict[str, int] = {"share-bar": 16, "newsletter-footer": 600}
 LINK_BLOCK_TAGS: frozenset[str] = frozenset(
@@ -215,99 +225,6 @@ TRACKER_URL_PARTS: tuple[str, ...] = (
 LEADING_INT = re.compile(r"\s*([0-9]+)")
 URL_SCHEME = re.compile(r"\s*(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)")  # absolute or protocol-relative
 
-
-@dataclass(frozen=True, slots=True)
-class TextRule:
-    """A leaf block (one holding no other block) whose whitespace-collapsed text matches
-    `pattern` and is at most `max_chars` long is removed; with `and_list`, so is a list right
-    after it. The rule only runs when one of `hints` (lowercase) occurs in the lowercased text
-    of the article: most articles need no text rule at all."""
-
-    name: str
-    pattern: re.Pattern[str]
-    max_chars: int
-    hints: tuple[str, ...]
-    and_list: bool = False
-
-
-_RELATED_LABEL = (
-    r"相关(?:新闻|阅读|文章|推荐|报道|链接)|相關(?:新聞|閱讀|文章|推薦|報導)|延伸阅读|延伸閱讀|推荐阅读"
-    r"|推薦閱讀|猜你喜欢|热门推荐|更多精彩|(?i:more on this (?:story|topic)|related(?: (?:topics"
-    r"|stories|articles|posts|content|coverage|reading|links))?|read (?:more|next|also)|see also"
-    r"|also read|further reading|more (?:stories|coverage)|most (?:popular|read)"
-    r"|you (?:may|might) also (?:like|enjoy)|mehr zum thema|(?:à )?lire aussi)"
-)
-TEXT_RULES: tuple[TextRule, ...] = (
-    TextRule(
-        "editor-credit", re.compile(r"^[【\[（(]?\s*(?:责任编辑|编辑|责编)\s*[:：]"), 100, ("编",)
-    ),
-    TextRule("correction-link", re.compile(r"^[【\[]?\s*(?:我要)?纠错\s*[】\]]?$"), 20, ("纠错",)),
-    TextRule(
-        "page-tools",
-        re.compile(r"^(?:\s*[【\[]?(?:打印|打印本页|关闭|关闭窗口|收藏|返回顶部)[】\]]?)+$"),
-        40,
-        ("打印", "关闭"),
-    ),
-    TextRule(
-        "ad-label",
-        re.compile(r"^(?:advertisements?|sponsored|anzeige|werbung|publicité|广告|廣告)$", re.I),
-        20,
-        ("advertisement", "sponsored", "anzeige", "werbung", "publicit", "广告", "廣告"),
-    ),
-    TextRule(
-        "feed-footer",
-        re.compile(
-            r"^The post .+ appeared first on .+|^.+ was originally published in .+ on Medium\b"
-        ),
-        600,
-        ("appeared first on", "originally published in"),
-    ),
-    TextRule(
-        "follow-prompt",
-        re.compile(r"^(?:点击|點擊|长按|長按).{0,12}(?:关注|關注|订阅|訂閱|阅读原文|閱讀原文|二维码|二維碼)"),
-        40,
-        ("点击", "點擊", "长按", "長按"),
-    ),
-    TextRule(  # engagement bait closing a post
-        "follow-prompt",
-        re.compile(
-            r"^(?:if you (?:liked|enjoyed|found) (?:this|it)"
-            r"|觉得(?:有用|不错|有帮助)|覺得(?:有用|不錯))"
-            r".{0,80}(?:follow|subscribe|share|clap|点赞|点个赞|關注|关注|转发|在看|收藏)",
-            re.I,
-        ),
-        140,
-        ("if you liked", "if you enjoyed", "if you found", "觉得", "覺得"),
-    ),
-    TextRule(  # portal disclaimers under user-submitted posts
-        "disclaimer",
-        re.compile(r"^(?:特别声明|免责声明|特別聲明|免責聲明)[:：].*(?:观点|立场|觀點|立場|仅供参考|僅供參考)"),
-        300,
-        ("特别声明", "免责声明", "特別聲明", "免責聲明"),
-    ),
-    TextRule(
-        "newsletter-footer",
-        re.compile(
-            r"^view (?:this|it|the) (?:email|e-mail|newsletter|message) (?:in|on) (?:your|a)"
-            r" (?:web )?browser",
-            re.I,
-        ),
-        80,
-        ("in your browser", "in a browser"),
-    ),
-    TextRule(
-        "related-heading",
-        re.compile(rf"^(?:{_RELATED_LABEL})\s*[:：]?$"),
-        30,
-        (
-            "相关", "相關", "延伸", "推荐阅读", "推薦閱讀", "猜你喜欢", "热门推荐", "更多精彩",
-            "more on", "related", "read more", "read next", "read also", "see also", "also read",
-            "further reading", "more stories", "more coverage", "most popular", "most read",
-            "you may", "you might", "mehr zum", "lire aussi",
-        ),
-        and_list=True,
-    ),
-)  # fmt: skip
 
 # Elements that may carry a text rule (drop_text, editor credit).
 TEXT_RULE_TAGS: tuple[str, ...] = (

@@ -11,31 +11,32 @@ from lxml import etree
 
 from aggregator.clean import rules as cr
 from aggregator.clean.audit import Audit
+from aggregator.clean.text_rules import TEXT_RULES, TextRule
 
 _Element = etree._Element
 # lxml-stubs only know iterwalk through __getattr__
 _iterwalk = cast(Callable[..., Iterator[tuple[str, _Element]]], etree.iterwalk)
 _EMPTY_TAGS = frozenset(cr.EMPTY_BLOCK_TAGS)
 _TIDY_TAGS = tuple(sorted(_EMPTY_TAGS | cr.TRIM_TAGS))
-_HINTS = tuple(sorted({hint for rule in cr.TEXT_RULES for hint in rule.hints}))
+_HINTS = tuple(sorted({hint for rule in TEXT_RULES for hint in rule.hints}))
 _TEXT_NODES = etree.XPath(".//text()")
 _BREAK = "\x00"  # block boundary while building text; the parser never yields NUL
 
 
-def active_text_rules(root: _Element) -> tuple[tuple[cr.TextRule, ...], tuple[str, ...]]:
+def active_text_rules(root: _Element) -> tuple[tuple[TextRule, ...], tuple[str, ...]]:
     """The generic text rules whose hints occur in the article's text, and those hints. Checked
     on the text left after the junk walk, not on the raw HTML: a third of the size, no markup."""
     flat = str(etree.tostring(root, method="text", encoding="unicode")).lower()
     present = {hint for hint in _HINTS if hint in flat}
     if not present:
         return (), ()
-    rules = tuple(rule for rule in cr.TEXT_RULES if present.intersection(rule.hints))
+    rules = tuple(rule for rule in TEXT_RULES if present.intersection(rule.hints))
     return rules, tuple(sorted(present))
 
 
 def apply_text_rules(
     root: _Element,
-    active: Sequence[cr.TextRule],
+    active: Sequence[TextRule],
     hints: tuple[str, ...],
     patterns: Sequence[re.Pattern[str]],
     audit: Audit,

@@ -1,4 +1,6 @@
-"""Re-cleaning: stored raw bodies through the current config's clean rules, feeds re-rendered.
+"""The clean audit at work on stored articles: `explain` shows what the clean stage removed from
+one article and why; `reclean` runs stored raw bodies through the config's current clean rules
+and re-renders the feeds.
 
 After a rule change (`clean:` on a source or keyed by host), past articles are cleaned again
 from the raw HTML the store kept. Ids, dates, tags and the story an article belongs to stay as
@@ -12,13 +14,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aggregator.clean import clean_html
-from aggregator.config import Config
+from aggregator.config import Config, SourceConfig
 from aggregator.dedupe import identify
 from aggregator.errors import AggregatorError
-from aggregator.models import Article, Entry
+from aggregator.models import Article, Entry, RuleHit
 from aggregator.pipeline.process import Recipe
 from aggregator.pipeline.publish import publish
 from aggregator.store import Store
+from aggregator.urls import canonical_url, is_web_url
 
 BATCH = 200
 
@@ -74,3 +77,28 @@ def reclean_article(article: Article, recipe: Recipe) -> Article:
     )
     fresh = identify(entry, cleaned, article.tags)
     return replace(fresh, cluster_id=article.cluster_id, clean_audit=cleaned.removed)
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    article: Article
+    source: SourceConfig | None  # None: the source is no longer in the config
+    audit: tuple[RuleHit, ...] | None  # None: cleaned before audits were kept
+    drop: tuple[str, ...] = ()  # the clean rules that apply to it under the current config
+    drop_text: tuple[str, ...] = ()
+
+
+def explain(config: Config, store: Store, reference: str) -> Explanation | None:
+    """The article with this id, else the first one seen at this URL; None when neither."""
+    article = store.article(reference.strip())
+    if article is None and is_web_url(reference.strip()):
+        url = reference.strip()
+        article = store.article_by_link(canonical_url(url)) or store.article_by_link(url)
+    if article is None:
+        return None
+    source = config.source(article.source)
+    drop: tuple[str, ...] = ()
+    drop_text: tuple[str, ...] = ()
+    if source is not None:
+        drop, drop_text = Recipe.of(config, source).clean_rules(article.link)
+    return Explanation(article, source, store.clean_audit(article.id), drop, drop_text)
