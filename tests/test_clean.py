@@ -96,6 +96,12 @@ def test_the_audit_counts_each_rule_and_samples_what_it_removed() -> None:
     assert hits["share-bar"].samples == ("Share on X", "Share two", "three")  # first three
     assert hits["drop-text"].samples == ("来源：某报",)
     assert hits["tracking-pixel"].samples == ("https://example.com/p.gif",)
+    empty = clean_html('<p>x</p><div id="dfp-ad-1" class="ad"></div>', None).removed
+    assert empty[0].samples == ('<div id="dfp-ad-1">',)
+    paywall = (
+        '<p>x</p><a href="https://subscribe.example.com/offer"><img src="https://e.com/b.png"></a>'
+    )
+    assert clean_html(paywall, None).removed[0].samples == ("https://subscribe.example.com/offer",)
     assert result.text == "Article text."
     article = "<p>" + "article text " * 100 + "</p>"
     long = clean_html(f'{article}<div class="share">{"word " * 60}</div>', None).removed

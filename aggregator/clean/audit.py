@@ -46,12 +46,19 @@ class Audit:
 
 
 def describe(el: _Element) -> str:
-    """The text an element held, shortened; for an image without text, its URL."""
+    """The text an element held, shortened; without text, what it was: a link's target, an
+    image's URL, else its tag with its id or class (an empty ad slot, say)."""
     text = " ".join(
         str(etree.tostring(el, method="text", encoding="unicode", with_tail=False)).split()
     )
-    if not text and el.tag == "img":
-        text = next((el.get(name) or "" for name in ("src", "data-src", "alt") if el.get(name)), "")
+    if not text:
+        text = el.get("href") or ""
+        image = el if el.tag == "img" else next(el.iter("img"), None)
+        if not text and image is not None:
+            text = image.get("src") or image.get("data-src") or ""
+        if not text and isinstance(el.tag, str):
+            name = next((f' {key}="{el.get(key)}"' for key in ("id", "class") if el.get(key)), "")
+            text = f"<{el.tag}{name}>"
     if len(text) > SAMPLE_CHARS:
         text = text[: SAMPLE_CHARS - 1] + "…"
     return text
