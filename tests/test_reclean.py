@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aggregator.pipeline.process import Recipe
 from tests.helpers import run_aggregator
 
 LINK = "https://news.example.com/2024/05/08/cpi.html"
@@ -133,3 +134,18 @@ def test_explain_and_reclean_report_what_they_cannot_do(tmp_path: Path) -> None:
     bad = run_aggregator(config, "check")
     assert bad.returncode == 2
     assert "clean" in bad.stderr
+
+
+def test_host_rules_match_the_host_and_its_subdomains_only() -> None:
+    recipe = Recipe(
+        source="s", drop=(".own",), drop_text=("^own",), hosts=(("163.com", (".h",), ("^h",)),)
+    )
+    both = ((".own", ".h"), ("^own", "^h"))
+    assert recipe.clean_rules("https://163.com/a") == both
+    assert recipe.clean_rules("https://www.163.com/a?x=1") == both
+    assert recipe.clean_rules("https://WWW.163.COM./a") == both
+    own = ((".own",), ("^own",))
+    assert recipe.clean_rules("https://not163.com/a") == own
+    assert recipe.clean_rules("https://163.com.evil.example/a") == own
+    assert recipe.clean_rules(None) == own
+    assert recipe.clean_rules("http://[::1/broken") == own
