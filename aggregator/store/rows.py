@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta, timezone
+from json import dumps, loads
 from typing import Any
 
 from aggregator.models import Article, RuleHit, SourceState
@@ -98,13 +99,13 @@ def state_from_row(row: Mapping[Any, Any]) -> SourceState:
 
 
 def audit_json(hits: Sequence[RuleHit]) -> str:
-    return json.dumps(hits, ensure_ascii=False, separators=(",", ":"))
+    return dumps(hits, ensure_ascii=False, separators=(",", ":"))
 
 
 def audit_from_json(value: str) -> tuple[RuleHit, ...]:
     """The stored audit; () for "" (cleaned before audits were kept) or anything unreadable."""
     try:
-        hits = json.loads(value) if value else []
+        hits = loads(value) if value else []
         return tuple(
             RuleHit(str(rule), int(times), tuple(samples)) for rule, times, samples in hits
         )
