@@ -122,6 +122,10 @@ Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 WebUrl = Annotated[str, AfterValidator(_web_url)]
 Regex = Annotated[str, AfterValidator(_regex)]
 Name = Annotated[str, Field(min_length=1, pattern=r"^[^\s/\\]+$")]
+# A host name for host-keyed clean rules: lowercase labels, applies to its subdomains too.
+Host = Annotated[
+    str, Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+]
 
 
 class _Strict(BaseModel):
@@ -209,6 +213,9 @@ class Config(_Strict):
     sources: tuple[SourceConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
     dedupe: DedupeConfig = DedupeConfig()
+    # Clean rules keyed by the host of the article's link (subdomains included), for sources
+    # that carry several sites; they add to the source's own `clean` rules.
+    clean: dict[Host, CleanRules] = Field(default_factory=dict)
     path: Path = Path("config/aggregator.yaml")  # set by the loader, never read from YAML
 
     def interval(self, source: SourceConfig) -> timedelta:

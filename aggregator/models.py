@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,15 @@ class Entry:
     image: str | None = None  # lead image (front matter headimg/thumbnail, enclosure)
 
 
+class RuleHit(NamedTuple):
+    """One clean rule that fired on an article: how often, and samples of what it removed.
+    A tuple, so the audit serialises to JSON as it is."""
+
+    rule: str
+    times: int
+    samples: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class CleanedHtml:
     """Result of the clean stage for one HTML body."""
@@ -51,6 +61,7 @@ class CleanedHtml:
     summary: str  # plain text, about 200 characters, ends with an ellipsis when cut
     images: tuple[str, ...]  # absolute src of every kept image, in order
     rules: tuple[str, ...]  # names of the junk rules that fired, for the audit
+    removed: tuple[RuleHit, ...] = ()  # the audit: per rule, count and samples of removed text
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +89,7 @@ class Article:
     shingles: int = 0
     lead_minhash: tuple[int, ...] = ()  # MinHash of the first 150 characters, for excerpts
     bands: tuple[int, ...] = ()  # LSH band keys of minhash + lead_minhash (aggregator.lsh)
+    clean_audit: tuple[RuleHit, ...] = ()  # what the clean stage removed, for `explain`
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,9 +41,9 @@ from aggregator.dedupe.minhash import (  # noqa: E402
     fingerprint_normalised,
     normalise,
 )
+from aggregator.lsh import band_keys  # noqa: E402
 from aggregator.models import Article, CleanedHtml, Entry  # noqa: E402
 from aggregator.store import Store  # noqa: E402
-from aggregator.lsh import band_keys  # noqa: E402
 
 LABELED = ROOT / "tests" / "fixtures" / "dedupe"
 WHEN = datetime(2024, 1, 1, tzinfo=UTC)

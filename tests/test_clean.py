@@ -46,7 +46,7 @@ def run_case(case: str) -> tuple[CleanedHtml, dict[str, Any], list[str]]:
 
 
 def test_fixture_cases_found() -> None:
-    assert len(CASES) >= 11
+    assert len(CASES) >= 30  # the 5 samples and at least 25 written cases
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -76,9 +76,38 @@ def test_golden(case: str) -> None:
 
     assert set(expected.get("rules", [])) <= set(result.rules), result.rules
     assert list(result.rules) == sorted(set(result.rules))
+    assert [hit.rule for hit in result.removed] == list(result.rules)
     assert len(result.summary) <= 201
     assert result.summary
     assert not any(rule.startswith("error:") for rule in result.rules)
+
+
+def test_the_audit_counts_each_rule_and_samples_what_it_removed() -> None:
+    html = (
+        "<p>Article text.</p>"
+        '<div class="share"><a href="https://example.com/s">Share   on\nX</a></div>'
+        '<div class="share-links">Share two</div><div class="share">three</div>'
+        '<div class="share">four</div><p>来源：某报</p>'
+        '<img src="https://example.com/p.gif" width="1" height="1">'
+    )
+    result = clean_html(html, None, drop_text=["^来源"])
+    hits = {hit.rule: hit for hit in result.removed}
+    assert hits["share-bar"].times == 4
+    assert hits["share-bar"].samples == ("Share on X", "Share two", "three")  # first three
+    assert hits["drop-text"].samples == ("来源：某报",)
+    assert hits["tracking-pixel"].samples == ("https://example.com/p.gif",)
+    empty = clean_html('<p>x</p><div id="dfp-ad-1" class="ad"></div>', None).removed
+    assert empty[0].samples == ('<div id="dfp-ad-1">',)
+    paywall = (
+        '<p>x</p><a href="https://subscribe.example.com/offer"><img src="https://e.com/b.png"></a>'
+    )
+    assert clean_html(paywall, None).removed[0].samples == ("https://subscribe.example.com/offer",)
+    assert result.text == "Article text."
+    article = "<p>" + "article text " * 100 + "</p>"
+    long = clean_html(f'{article}<div class="share">{"word " * 60}</div>', None).removed
+    assert long[0].rule == "share-bar"
+    assert len(long[0].samples[0]) == 120
+    assert long[0].samples[0].endswith("…")
 
 
 def test_summary_cuts_latin_text_at_a_word_boundary() -> None:
@@ -135,6 +164,40 @@ def test_junk_containers(attributes: str, rule: str) -> None:
     result = clean_html(f"<p>Article text.</p><div {attributes}><p>junk</p></div>", None)
     assert result.text == "Article text."
     assert rule in result.rules
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ('<div class="follow-up"><p>A follow-up story.</p></div>', "A follow-up story."),
+        (
+            '<p>Text. <span class="photo-copyright">Photo: Reuters</span></p>',
+            "Text. Photo: Reuters",
+        ),
+        (
+            '<p>See <a href="https://e.com/how-to-unsubscribe-from-spam">this guide</a>.</p>',
+            "See this guide.",
+        ),
+        (
+            '<p>Read <a href="https://e.com/unsubscribe">a page about it</a> first.</p>',
+            "Read a page about it first.",
+        ),
+        (
+            '<p>A <a class="btn" href="https://e.com/r">link long enough to be part of the'
+            " sentence, not a button</a>.</p>",
+            "A link long enough to be part of the sentence, not a button.",
+        ),
+        ("<h2>Related</h2><p>The list that is not.</p>", "The list that is not."),
+        ("<p>Why every advertisement costs more.</p>", "Why every advertisement costs more."),
+        (
+            "<p>编辑部的故事：一部电视剧的回忆。" + "内容" * 60 + "</p>",
+            "编辑部的故事：一部电视剧的回忆。" + "内容" * 60,
+        ),
+        ('<p><a href="https://twitter.com/jack">Jack</a> said so.</p>', "Jack said so."),
+    ],
+)
+def test_generic_rules_leave_article_text_alone(html: str, text: str) -> None:
+    assert clean_html(html, None).text == text
 
 
 def test_junk_class_on_the_article_wrapper_keeps_the_article() -> None:

@@ -18,8 +18,10 @@ from lxml import etree
 from lxml.cssselect import CSSSelector
 
 from aggregator.clean import rules as cr
+from aggregator.clean.audit import Audit
 from aggregator.clean.links import attribute_rule, clean_url, fix_image, fix_link
 from aggregator.clean.text import (
+    active_text_rules,
     apply_text_rules,
     drop,
     summary,
@@ -34,7 +36,11 @@ __all__ = ["clean_html"]
 
 _Element = etree._Element
 _NO_ATTRIBUTES: frozenset[str] = frozenset()
-_CONTAINER_RULES = frozenset(set(cr.JUNK_TOKENS.values()) | {rule for _, rule in cr.JUNK_PREFIXES})
+# Rules judged by class, id or style: an element holding most of the text is never dropped by
+# them (WeChat, for one, hides the whole article until a script reveals it).
+_CONTAINER_RULES = frozenset(
+    {*cr.JUNK_TOKENS.values(), *(rule for _, rule in cr.JUNK_PREFIXES), "hidden"}
+)
 _SANITIZER = nh3.Cleaner(**cr.NH3_OPTIONS)
 _local = threading.local()  # lxml parsers must not be shared between threads
 
@@ -53,7 +59,7 @@ def clean_html(
     selectors, patterns = _compile(tuple(drop_selectors), tuple(drop_text))
     if not html or html.isspace():
         return CleanedHtml(html="", text="", summary="", images=(), rules=())
-    rules: set[str] = set()
+    rules = Audit()
     try:
         root = _parse(html)
         if "<!--" in html:
@@ -62,18 +68,21 @@ def clean_html(
             found = selector(root)
             for el in found if isinstance(found, list) else []:
                 if isinstance(el, _Element) and el is not root:
+                    rules.add("drop-selector", el)
                     drop(el)
-                    rules.add("drop-selector")
         _walk(root, base_url, rules)
-        if patterns or any(hint in html for hint in cr.CREDIT_HINTS):
-            apply_text_rules(root, patterns, rules)
+        active, hints = active_text_rules(root)
+        if patterns or active:
+            apply_text_rules(root, active, hints, patterns, rules)
         tidy(root, rules)
         lines = text_lines(root)
         images = tuple(img.get("src") or "" for img in root.iter("img"))
         safe = _SANITIZER.clean(etree.tostring(root, encoding="unicode", method="html")).strip()
     except Exception as exc:  # any failure still ends in nh3, on the original input
         return _fallback(html, base_url, exc)
-    return CleanedHtml(safe, "\n".join(lines), summary(lines), images, tuple(sorted(rules)))
+    return CleanedHtml(
+        safe, "\n".join(lines), summary(lines), images, rules.names(), removed=rules.hits()
+    )
 
 
 @lru_cache(maxsize=256)
@@ -113,10 +122,11 @@ def _parse(html: str) -> _Element:
     return body
 
 
-def _walk(root: _Element, base: str | None, rules: set[str]) -> None:
+def _walk(root: _Element, base: str | None, rules: Audit) -> None:
     """One pass: junk elements dropped (their subtrees never visited), image and link URLs
     fixed, attributes reduced to the allow-list."""
     drops: list[_Element] = []
+    link_blocks: list[tuple[_Element, str]] = []
     total_text = -1
     stack = list(root)[::-1]
     while stack:
@@ -129,16 +139,25 @@ def _walk(root: _Element, base: str | None, rules: set[str]) -> None:
         rule = cr.DROP_TAGS.get(tag) if isinstance(tag, str) else "comment"
         if rule is None and keys:
             rule = attribute_rule(el)
-            if rule in _CONTAINER_RULES and (size := text_length(el)) >= cr.JUNK_MIN_CHARS:
+            if rule in _CONTAINER_RULES and (size := text_length(el)) >= cr.WRAPPER_MIN_CHARS:
                 total_text = text_length(root) if total_text < 0 else total_text
-                if size > total_text * cr.JUNK_MAX_SHARE:
-                    rule = None  # a wrapper of the article itself, whatever its class says
+                # A wrapper of the article itself, whatever its class says: it holds most of
+                # a long text, or all of a short one.
+                if size >= total_text or (
+                    size >= cr.JUNK_MIN_CHARS and size > total_text * cr.JUNK_MAX_SHARE
+                ):
+                    rule = None
+            too_long = rule == "cta-button" and text_length(el) > cr.CTA_MAX_CHARS
+            if too_long or (rule in cr.BLOCK_ONLY_RULES and tag in cr.INLINE_TAGS):
+                rule = None
         if rule is None and tag == "img":
             rule = fix_image(el, base, rules)
         elif rule is None and tag == "a":
             rule = fix_link(el, base, rules)
+            if rule in cr.LINK_BLOCK_RULES and (block := _link_block(el, root)) is not None:
+                link_blocks.append((block, rule))
         if rule is not None:
-            rules.add(rule)
+            rules.add(rule, el)
             drops.append(el)
             continue
         if keys:
@@ -149,6 +168,20 @@ def _walk(root: _Element, base: str | None, rules: set[str]) -> None:
         stack.extend(reversed(el))
     for el in drops:
         drop(el)
+    for block, rule in link_blocks:
+        if block.getparent() is not None and text_length(block) <= cr.LINK_BLOCK_RULES[rule]:
+            rules.add(rule, block)
+            drop(block)
+
+
+def _link_block(a: _Element, root: _Element) -> _Element | None:
+    """The nearest block around a link, below the root."""
+    el = a.getparent()
+    while el is not None and el is not root:
+        if el.tag in cr.LINK_BLOCK_TAGS:
+            return el
+        el = el.getparent()
+    return None
 
 
 def _fallback(html: str, base_url: str | None, exc: Exception) -> CleanedHtml:

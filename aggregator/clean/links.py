@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from aggregator.clean import rules as cr
+from aggregator.clean.audit import Audit
 from aggregator.urls import (
     absolute_url,
     is_tracking_parameter,
@@ -55,7 +56,7 @@ def junk_rule(value: str) -> str | None:
     return None
 
 
-def fix_image(img: _Element, base: str | None, rules: set[str]) -> str | None:
+def fix_image(img: _Element, base: str | None, rules: Audit) -> str | None:
     """Resolve lazy loading and make src absolute; returns the rule name if the image must go."""
     for size in (img.get("width"), img.get("height")):
         match = cr.LEADING_INT.match(size) if size else None
@@ -74,8 +75,12 @@ def fix_image(img: _Element, base: str | None, rules: set[str]) -> str | None:
     if url is None or not is_web_url(url):
         relative = base is None and chosen and not cr.URL_SCHEME.match(chosen)
         return "relative-image-dropped" if relative else "bad-image-src"
-    if any(part in url.lower() for part in cr.TRACKER_URL_PARTS):
+    lowered = url.lower()
+    if any(part in lowered for part in cr.TRACKER_URL_PARTS):
         return "tracking-pixel"
+    name = lowered.partition("?")[0].rpartition("/")[2]
+    if cr.QR_IMAGE.search(name) or cr.QR_IMAGE.search(img.get("alt") or ""):
+        return "qr-code"
     if tracked:
         rules.add("tracking-parameter")
     img.set("src", url)
@@ -91,7 +96,7 @@ def first_url(el: _Element, plain: Sequence[str], srcsets: Sequence[str]) -> str
     return ""
 
 
-def fix_link(a: _Element, base: str | None, rules: set[str]) -> str | None:
+def fix_link(a: _Element, base: str | None, rules: Audit) -> str | None:
     href = a.get("href")
     if href is None:
         return None
@@ -106,6 +111,10 @@ def fix_link(a: _Element, base: str | None, rules: set[str]) -> str | None:
         return None
     if (parts.hostname or "").startswith("subscribe.") or cr.PAYWALL_PATH.search(parts.path):
         return "paywall-link"
+    if cr.SHARE_URL.match(url):
+        return "share-bar"
+    if cr.UNSUBSCRIBE_URL.search(url) and cr.UNSUBSCRIBE_TEXT.search(link_text(a)):
+        return "newsletter-footer"
     url, tracked = strip_tracking(url)
     if tracked:
         rules.add("tracking-parameter")
@@ -128,3 +137,7 @@ def strip_tracking(url: str) -> tuple[str, bool]:
         return url, False  # the common case, without a parse_qsl/urlencode round trip
     cleaned = remove_tracking_parameters(url)
     return cleaned, cleaned != url
+
+
+def link_text(a: _Element) -> str:
+    return str(etree.tostring(a, method="text", encoding="unicode", with_tail=False))

@@ -103,7 +103,11 @@ JUNK_TOKENS: dict[str, str] = {
         ),
         "share-bar",
     ),
-    **dict.fromkeys(("qr", "qrcode", "erweima"), "qr-code"),
+    **dict.fromkeys(("qr", "qrcode", "erweima", "ewm"), "qr-code"),
+    **dict.fromkeys(("followme", "followus"), "follow-prompt"),
+    **dict.fromkeys(("reward", "donate", "donation", "donations", "tipjar"), "donation"),
+    **dict.fromkeys(("button", "btn"), "cta-button"),
+    "copyright": "copyright-box",
     **dict.fromkeys(
         ("subscribe", "subscription", "signup", "mailchimp", "mc4wp", "optin"), "newsletter"
     ),
@@ -129,6 +133,14 @@ JUNK_SEQUENCES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("more", "stories"), "related-list"),
     (("read", "next"), "related-list"),
     (("also", "read"), "related-list"),
+    (("rich", "link"), "related-list"),
+    (("further", "reading"), "related-list"),
+    (("most", "popular"), "related-list"),
+    (("most", "read"), "related-list"),
+    (("social", "bar"), "share-bar"),
+    (("download", "app"), "app-promo"),
+    # "follow" alone also names follow-up stories; only follow-us boxes and widgets are junk.
+    *(((("follow", word)), "follow-prompt") for word in ("us", "me", "block", "buttons", "box")),
 )
 # Whole class names that mean "not shown to sighted readers".
 HIDDEN_CLASSES: frozenset[str] = frozenset(
@@ -141,6 +153,36 @@ HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden")
 # A container this large holds the article itself, whatever its class says.
 JUNK_MAX_SHARE = 0.5
 JUNK_MIN_CHARS = 200
+WRAPPER_MIN_CHARS = 20  # below this, nothing worth keeping is lost anyway
+# A "button" holding more text than a label is not a call to action.
+CTA_MAX_CHARS = 40
+# Rules for boxes: an inline element with such a class (a photo's copyright line in a caption)
+# is left alone.
+BLOCK_ONLY_RULES: frozenset[str] = frozenset({"copyright-box", "donation", "follow-prompt"})
+
+# Links that only share the page or manage a newsletter subscription. Such a link goes, and so
+# does its nearest block when at most this much text is left in it ("Share:", a mail footer).
+SHARE_URL = re.compile(
+    r"https?://(?:www\.|m\.)?(?:facebook\.com/sharer|twitter\.com/(?:intent|share)|x\.com/intent"
+    r"|linkedin\.com/(?:shareArticle|sharing)|reddit\.com/submit|api\.whatsapp\.com/send|wa\.me/\?"
+    r"|social-plugins\.line\.me/lineit/share|service\.weibo\.com/share|connect\.qq\.com/widget/shareqq"
+    r"|sns\.qzone\.qq\.com/cgi-bin/qzshare|news\.ycombinator\.com/submitlink|pinterest\.com/pin/create"
+    r"|t\.me/share|telegram\.me/share|tumblr\.com/share|vk\.com/share|getpocket\.com/save)",
+    re.IGNORECASE,
+)
+UNSUBSCRIBE_URL = re.compile(
+    r"/unsubscribe|[?&]unsubscribe|list-manage\.com/profile|/email-preferences"
+    r"|manage-subscription",
+    re.IGNORECASE,
+)
+# ...and only when the link says so: an article may well link to a page about unsubscribing.
+UNSUBSCRIBE_TEXT = re.compile(
+    r"unsubscribe|opt[ -]out|preferences|退订|退訂|取消订阅|取消訂閱", re.IGNORECASE
+)
+LINK_BLOCK_RULES: dict[str, int] = {"share-bar": 16, "newsletter-footer": 600}
+LINK_BLOCK_TAGS: frozenset[str] = frozenset(
+    {"p", "div", "td", "li", "section", "dd", "center", "blockquote", "footer", "aside"}
+)
 
 # Paywall / subscription offers: host subscribe.*, or a path segment naming the offer.
 PAYWALL_PATH = re.compile(
@@ -164,6 +206,8 @@ PLACEHOLDER_NAME = re.compile(
     r"blank|spacer|placeholder|transparent|loading|lazy|empty|grey|gray|pixel|1x1"
 )
 TRACKING_PIXEL_MAX_SIZE = 2
+# QR codes by file name or alt text (their surrounding box usually goes by class).
+QR_IMAGE = re.compile(r"qr[-_]?code|erweima|(?:^|[-_])qr(?:[-_.]|$)|二维码|二維碼|\bQR\b")
 TRACKER_URL_PARTS: tuple[str, ...] = (
     "feeds.feedburner.com/~r/",
     "feedproxy.google.com/~r/",
@@ -174,16 +218,13 @@ TRACKER_URL_PARTS: tuple[str, ...] = (
     "pixel.quantserve.com/",
     "scorecardresearch.com/",
     "feedsportal.com/",
+    "/track/open",
+    "/_/stat?",
+    "/tracker/",
 )
 LEADING_INT = re.compile(r"\s*([0-9]+)")
 URL_SCHEME = re.compile(r"\s*(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)")  # absolute or protocol-relative
 
-# Editor credits and correction links (Chinese news sites), tested on a leaf block's whole text.
-EDITOR_CREDIT = re.compile(r"^\s*[【\[（(]?\s*(?:责任编辑|编辑|责编)\s*[:：]")
-EDITOR_CREDIT_MAX_CHARS = 100
-CORRECTION_LINK = re.compile(r"^\s*[【\[]\s*纠错\s*[】\]]\s*$")
-# Cheap test on the raw input: skip the text rules when no credit can be there.
-CREDIT_HINTS: tuple[str, ...] = ("编", "纠错")
 
 # Elements that may carry a text rule (drop_text, editor credit).
 TEXT_RULE_TAGS: tuple[str, ...] = (

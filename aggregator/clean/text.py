@@ -10,53 +10,91 @@ from typing import cast
 from lxml import etree
 
 from aggregator.clean import rules as cr
+from aggregator.clean.audit import Audit
+from aggregator.clean.text_rules import TEXT_RULES, TextRule
 
 _Element = etree._Element
 # lxml-stubs only know iterwalk through __getattr__
 _iterwalk = cast(Callable[..., Iterator[tuple[str, _Element]]], etree.iterwalk)
 _EMPTY_TAGS = frozenset(cr.EMPTY_BLOCK_TAGS)
 _TIDY_TAGS = tuple(sorted(_EMPTY_TAGS | cr.TRIM_TAGS))
+_HINTS = tuple(sorted({hint for rule in TEXT_RULES for hint in rule.hints}))
+_TEXT_NODES = etree.XPath(".//text()")
 _BREAK = "\x00"  # block boundary while building text; the parser never yields NUL
-_CREDIT_HINT_TEXT = etree.XPath(
-    ".//text()[" + " or ".join(f"contains(., '{hint}')" for hint in cr.CREDIT_HINTS) + "]"
-)
 
 
-def apply_text_rules(root: _Element, patterns: Sequence[re.Pattern[str]], rules: set[str]) -> None:
+def active_text_rules(root: _Element) -> tuple[tuple[TextRule, ...], tuple[str, ...]]:
+    """The generic text rules whose hints occur in the article's text, and those hints. Checked
+    on the text left after the junk walk, not on the raw HTML: a third of the size, no markup."""
+    flat = str(etree.tostring(root, method="text", encoding="unicode")).lower()
+    present = {hint for hint in _HINTS if hint in flat}
+    if not present:
+        return (), ()
+    rules = tuple(rule for rule in TEXT_RULES if present.intersection(rule.hints))
+    return rules, tuple(sorted(present))
+
+
+def apply_text_rules(
+    root: _Element,
+    active: Sequence[TextRule],
+    hints: tuple[str, ...],
+    patterns: Sequence[re.Pattern[str]],
+    audit: Audit,
+) -> None:
+    """Drop leaf blocks matched by an active generic rule or a per-source `drop_text` pattern.
+    Patterns and rules see the block's text with whitespace collapsed and edges trimmed, so
+    `^来源：` matches an indented paragraph too."""
+    candidates = root.iter(*cr.TEXT_RULE_TAGS) if patterns else _candidates(root, hints)
     matches: list[tuple[_Element, str]] = []
-    for el in text_rule_candidates(root) if not patterns else root.iter(*cr.TEXT_RULE_TAGS):
+    for el in candidates:
         if next(el.iterdescendants(*cr.STRUCTURAL_TAGS), None) is not None:
             continue  # a wrapper of paragraphs never goes, only the paragraph itself
-        text = text_of(el)
-        if len(text.strip()) <= cr.EDITOR_CREDIT_MAX_CHARS and cr.EDITOR_CREDIT.match(text):
-            matches.append((el, "editor-credit"))
-        elif cr.CORRECTION_LINK.match(text):
-            matches.append((el, "correction-link"))
+        text = " ".join(text_of(el).split())
+        rule = next(
+            (r for r in active if len(text) <= r.max_chars and r.pattern.search(text)), None
+        )
+        if rule is not None:
+            matches.append((el, rule.name))
+            if rule.and_list and (following := _list_after(el, root)) is not None:
+                matches.append((following, rule.name))
         elif any(pattern.search(text) for pattern in patterns):
             matches.append((el, "drop-text"))
-    for el, rule in matches:
-        rules.add(rule)
+    for el, name in matches:
+        audit.add(name, el)
         drop(el)
 
 
-def text_rule_candidates(root: _Element) -> list[_Element]:
-    """Without per-source patterns only blocks around a credit hint can match: found by one
-    XPath query instead of rendering the text of every block."""
-    found: list[_Element] = []
-    hits = _CREDIT_HINT_TEXT(root)
-    for hit in hits if isinstance(hits, list) else []:
+def _list_after(heading: _Element, root: _Element) -> _Element | None:
+    """The list right after a heading, or after the wrappers that hold only that heading."""
+    el = heading
+    while el.getnext() is None and (parent := el.getparent()) is not None and parent is not root:
+        if len(parent) != 1:
+            return None
+        el = parent
+    following = el.getnext()
+    return following if following is not None and following.tag in ("ul", "ol") else None
+
+
+def _candidates(root: _Element, hints: tuple[str, ...]) -> list[_Element]:
+    """Without per-source patterns only blocks around a hint can match: found by one XPath
+    query instead of rendering the text of every block."""
+    found: dict[_Element, None] = {}  # ordered, and membership in O(1)
+    for hit in _TEXT_NODES(root):  # type: ignore[union-attr]
         if not isinstance(hit, etree._ElementUnicodeResult):
+            continue
+        lowered = hit.lower()
+        if not any(hint in lowered for hint in hints):
             continue
         el = hit.getparent()
         el = el.getparent() if el is not None and hit.is_tail else el
-        while el is not None and el is not root:
-            if el.tag in cr.TEXT_RULE_TAGS and el not in found:
-                found.append(el)
+        while el is not None and el is not root and el not in found:
+            if el.tag in cr.TEXT_RULE_TAGS:
+                found[el] = None
             el = el.getparent()
-    return found
+    return list(found)
 
 
-def tidy(root: _Element, rules: set[str]) -> None:
+def tidy(root: _Element, rules: Audit) -> None:
     """Trim block edges, then drop blocks left empty. Reverse document order visits children
     before their parents, so one pass removes nested empties."""
     for el in reversed(list(root.iter(*_TIDY_TAGS))):

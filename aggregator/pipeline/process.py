@@ -7,10 +7,11 @@ message, or `error` for the whole source) rather than raising across the process
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from aggregator.clean import clean_html
@@ -35,6 +36,7 @@ class Recipe:
     drop: tuple[str, ...] = ()
     drop_text: tuple[str, ...] = ()
     zone: str = "UTC"
+    hosts: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()  # host, drop, drop_text
     content_selector: str | None = None
     title_selector: str | None = None
     date_selector: str | None = None
@@ -51,7 +53,24 @@ class Recipe:
             content_selector=source.content_selector,
             title_selector=source.title_selector,
             date_selector=source.date_selector,
+            hosts=tuple(
+                (host, rules.drop, rules.drop_text) for host, rules in config.clean.items()
+            ),
         )
+
+    def clean_rules(self, link: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Drop selectors and drop_text patterns for an article at `link`: the source's own,
+        then those of every configured host the link belongs to."""
+        drop, drop_text = self.drop, self.drop_text
+        if self.hosts and link:
+            try:
+                host = (urlsplit(link).hostname or "").rstrip(".")
+            except ValueError:  # a malformed link (bad IPv6 literal): no host rules apply
+                host = ""
+            for name, selectors, patterns in self.hosts:
+                if host == name or host.endswith("." + name):
+                    drop, drop_text = drop + selectors, drop_text + patterns
+        return drop, drop_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +127,14 @@ def _articles(entries: list[Entry], problems: list[str], recipe: Recipe) -> Proc
     rules = _rules(recipe.rules)
     articles: dict[str, Article] = {}
     for entry in entries:
+        drop, drop_text = recipe.clean_rules(entry.link)
         cleaned = clean_html(
-            entry.content_html, entry.link, drop_selectors=recipe.drop, drop_text=recipe.drop_text
+            entry.content_html, entry.link, drop_selectors=drop, drop_text=drop_text
         )
         tags = unique_tags(
             [*recipe.tags, *entry.tags, *rule_tags(rules, entry.title, cleaned.text)]
         )
-        article = identify(entry, cleaned, tags)
+        article = replace(identify(entry, cleaned, tags), clean_audit=cleaned.removed)
         if article.id in articles:
             problems.append(f"{entry.origin}: same story as an earlier entry (key {entry.key})")
             continue

@@ -13,8 +13,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.errors import StoreError
-from aggregator.models import Article, DailyCounts, NearCandidate, SourceState, TagSummary
-from aggregator.store import near, reads
+from aggregator.models import (
+    Article,
+    DailyCounts,
+    NearCandidate,
+    RuleHit,
+    SourceState,
+    TagSummary,
+)
+from aggregator.store import audit, near, reads
 from aggregator.store.batch import StoreTransaction
 from aggregator.store.engine import (
     describe,
@@ -171,3 +178,23 @@ class Store:
         """Stories carried by more than one article, newest first, first article first."""
         with self._reading() as conn:
             return near.shared_clusters(conn, limit)
+
+    def article_by_link(self, link: str) -> Article | None:
+        """The first-seen article at this canonical URL."""
+        with self._reading() as conn:
+            return audit.article_by_link(conn, link)
+
+    def clean_audit(self, article_id: str) -> tuple[RuleHit, ...] | None:
+        """What the clean stage removed from an article; None when cleaned before audits."""
+        with self._reading() as conn:
+            return audit.clean_audit(conn, article_id)
+
+    def articles_page(self, source: str | None, after: str, limit: int) -> list[Article]:
+        """Stored articles (of one source, or all) with ids after `after`, in id order."""
+        with self._reading() as conn:
+            return audit.articles_page(conn, source, after, limit)
+
+    def update_cleaned(self, articles: Sequence[Article]) -> list[str]:
+        """Save re-cleaned bodies; ids, dates, tags and clusters stay. Returns changed ids."""
+        with self._writing("saving re-cleaned articles") as conn:
+            return audit.update_cleaned(conn, articles)

@@ -6,9 +6,10 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta, timezone
+from json import dumps, loads
 from typing import Any
 
-from aggregator.models import Article, SourceState
+from aggregator.models import Article, RuleHit, SourceState
 
 # Article fields that identify a row rather than describe it, or derive from others (the LSH
 # bands from the MinHash): never part of "changed".
@@ -75,6 +76,7 @@ def article_values(article: Article, first_seen: datetime) -> dict[str, Any]:
         "image": article.image,
         "first_seen": first_seen,
         "signature": signature(article),
+        "clean_audit": audit_json(article.clean_audit),
     }
 
 
@@ -95,6 +97,7 @@ def article_from_row(row: Mapping[Any, Any], tags: Sequence[str]) -> Article:
         content_hash=row["content_hash"],
         image=row["image"],
         cluster_id=row["cluster_id"],
+        clean_audit=audit_from_json(row.get("clean_audit") or ""),
     )
 
 
@@ -104,3 +107,18 @@ def state_values(state: SourceState) -> dict[str, Any]:
 
 def state_from_row(row: Mapping[Any, Any]) -> SourceState:
     return SourceState(**{name: row[name] for name in STATE_FIELDS})
+
+
+def audit_json(hits: Sequence[RuleHit]) -> str:
+    return dumps(hits, ensure_ascii=False, separators=(",", ":"))
+
+
+def audit_from_json(value: str) -> tuple[RuleHit, ...]:
+    """The stored audit; () for "" (cleaned before audits were kept) or anything unreadable."""
+    try:
+        hits = loads(value) if value else []
+        return tuple(
+            RuleHit(str(rule), int(times), tuple(samples)) for rule, times, samples in hits
+        )
+    except (ValueError, TypeError):
+        return ()

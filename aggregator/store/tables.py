@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, LargeBinary, MetaData, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -64,6 +73,10 @@ class ArticleRow(SQLModel, table=True):
     first_seen: datetime = Field(sa_type=UTCDateTime)
     # Hash of every saved field but the identity ones: "changed?" is one comparison.
     signature: str
+    # JSON list of [rule, times, [samples]] from the clean stage; "" when cleaned before 0002.
+    clean_audit: str = Field(
+        default="", sa_type=Text, sa_column_kwargs={"server_default": text("''")}
+    )
 
 
 class TagRow(SQLModel, table=True):

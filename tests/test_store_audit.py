@@ -1,0 +1,90 @@
+"""The clean audit in the store (migration 0002), on a real SQLite file and real PostgreSQL:
+an existing 0001 database upgrades in place, audits round-trip, re-cleaned bodies update."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Column, MetaData, Table, insert
+
+from aggregator.models import RuleHit
+from aggregator.store import Store
+from aggregator.store.api import MIGRATIONS
+from aggregator.store.engine import make_engine, parse_url, write_transaction
+from aggregator.store.rows import article_values
+from aggregator.store.tables import ARTICLE
+from tests.test_store import fetch, make, save
+
+AUDIT = (
+    RuleHit("drop-text", 1, ("来源：某某日报",)),
+    RuleHit("share-bar", 2, ("微博", "Twitter")),
+)
+
+
+def test_a_0001_database_upgrades_and_keeps_its_articles(store_url: str) -> None:
+    old = make("s", "k")
+    engine = make_engine(parse_url(store_url))
+    try:
+        with write_transaction(engine) as connection:
+            config = Config()
+            config.set_main_option("script_location", MIGRATIONS)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001")
+            # The article table as 0001 left it: no clean_audit column yet.
+            columns = [Column(c.name, c.type) for c in ARTICLE.columns if c.name != "clean_audit"]
+            table = Table("article", MetaData(), *columns)
+            values = article_values(old, datetime.now(UTC))
+            del values["clean_audit"]
+            connection.execute(insert(table), [values])
+    finally:
+        engine.dispose()
+    assert fetch(store_url, "SELECT version_num FROM alembic_version") == [("0001",)]
+
+    store = Store(store_url)
+    try:
+        store.migrate()
+        assert fetch(store_url, "SELECT version_num FROM alembic_version") == [("0002",)]
+        kept = store.article(old.id)
+        assert kept is not None
+        assert kept.content_html == old.content_html
+        assert kept.clean_audit == ()
+        assert store.clean_audit(old.id) is None, "an article from before 0002 has no audit"
+
+        fresh = replace(make("s", "k2"), clean_audit=AUDIT)
+        save(store, "s", fresh)
+        assert store.clean_audit(fresh.id) == AUDIT
+        assert store.clean_audit(old.id) is None
+    finally:
+        store.close()
+
+
+def test_audits_round_trip_and_reclean_updates_only_changed_bodies(store: Store) -> None:
+    first = replace(make("s", "a", link="https://example.org/a"), clean_audit=())
+    second = replace(make("s", "b"), clean_audit=AUDIT)
+    save(store, "s", first, second)
+    assert store.clean_audit(first.id) == ()
+    found = store.article_by_link("https://example.org/a")
+    assert found is not None and found.id == first.id
+    assert store.article_by_link("https://example.org/none") is None
+
+    page = store.articles_page("s", "", 10)
+    assert sorted(article.id for article in page) == sorted([first.id, second.id])
+    assert [article.id for article in store.articles_page("s", page[0].id, 10)] == [page[1].id]
+    assert store.articles_page("other", "", 10) == []
+    by_id = {article.id: article for article in page}
+    assert by_id[second.id].clean_audit == AUDIT
+    assert by_id[first.id].raw_html == first.raw_html
+
+    recleaned = replace(
+        by_id[first.id], content_html="<p>shorter</p>", clean_audit=(RuleHit("drop-text", 1),)
+    )
+    assert store.update_cleaned([recleaned, by_id[second.id]]) == [first.id]
+    after = store.article(first.id)
+    assert after is not None
+    assert after.content_html == "<p>shorter</p>"
+    assert after.cluster_id == first.cluster_id
+    assert store.clean_audit(first.id) == (RuleHit("drop-text", 1, ()),)
+    assert store.update_cleaned([recleaned]) == [], "a second run changes nothing"
