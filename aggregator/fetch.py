@@ -163,6 +163,9 @@ class Fetcher:
                 return _follow(request, chain, rsp)
             permanent = chain.url if chain.redirects and chain.permanent else None
             if status == 304:
+                # Read the (empty) body to its end: a response closed unread takes its
+                # connection with it, and a pass of 304s would open one per source.
+                await _drain(rsp)
                 return replace(
                     _result(request, chain),
                     not_modified=True,

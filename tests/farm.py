@@ -67,6 +67,7 @@ class RequestLog(NamedTuple):
     accept: str | None = None
     accept_encoding: str | None = None
     content_encoding: str | None = None  # what the farm answered with
+    client: tuple[str, int] | None = None  # the client's address: one per TCP connection
 
 
 class FarmItem(NamedTuple):
@@ -390,6 +391,7 @@ class Farm:
                     accept=headers.get("accept"),
                     accept_encoding=headers.get("accept-encoding"),
                     content_encoding=encoding,
+                    client=tuple(scope["client"]) if scope.get("client") else None,
                 )
             )
 

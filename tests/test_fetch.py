@@ -93,6 +93,27 @@ def test_200_then_304_then_200_after_churn() -> None:
         assert newest.guid.encode() in third.document.data
 
 
+def test_a_pass_of_304s_keeps_its_connections_alive(farm: Farm) -> None:
+    # A 304 closed unread would take its connection along: a thousand unchanged feeds on one
+    # host would cost a thousand TCP handshakes.
+    urls = farm.feed_urls()
+    first = {url: fetch(url) for url in urls}
+    farm.reset_stats()
+
+    async def conditional() -> list[FetchResult]:
+        async with Fetcher(per_host=1) as fetcher:
+            return [
+                await fetcher.fetch(
+                    FetchRequest(source="s", url=url, etag=first[url].etag, timeout=5)
+                )
+                for url in urls
+            ]
+
+    assert all(result.not_modified for result in asyncio.run(conditional()))
+    assert len(farm.requests) == len(urls) > 1
+    assert len({request.client for request in farm.requests}) == 1
+
+
 def test_304_keeps_the_request_validators_unless_it_sends_new_ones() -> None:
     def same(request: httpx.Request) -> httpx.Response:
         assert request.headers["if-none-match"] == '"v1"'
