@@ -3,6 +3,8 @@ restart after a crash cleans up interrupted writes and renders what a dead pass 
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -77,6 +79,60 @@ def test_a_pass_rewrites_only_the_feeds_of_the_tags_it_touched(tmp_path: Path) -
         assert quiet.written == ()
     finally:
         store.close()
+
+
+def test_a_copy_joining_a_story_rewrites_the_feeds_of_the_storys_earlier_tags(
+    tmp_path: Path,
+) -> None:
+    # The merged item of a story carries every member's tags and sources: when a beta copy
+    # joins alpha's story, alpha's feed shows the new tag and source too, so it is rewritten.
+    config = _config(tmp_path)
+    public = config.output.dir
+    store = open_store(config)
+    try:
+        run_pass(config, store)
+        alpha_before = (public / "tags" / "alpha.json").read_text("utf-8")
+        copy = (tmp_path / "alpha" / "001.md").read_text("utf-8")
+        copy = copy.replace("https://example.org/alpha/1.html", "https://example.net/beta/1")
+        (tmp_path / "beta" / "009.md").write_text(copy, encoding="utf-8")
+
+        report = run_pass(config, store, due_only=True, now=LATER)
+
+        assert report.new == 1
+        assert report.touched_tags == {"alpha", "beta"}
+        alpha_after = json.loads((public / "tags" / "alpha.json").read_text("utf-8"))
+        assert alpha_after != json.loads(alpha_before)
+        assert set(alpha_after["items"][0]["tags"]) == {"alpha", "beta"}
+    finally:
+        store.close()
+
+
+def test_a_source_that_recovers_shows_ok_on_the_index_without_new_items(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    store = open_store(config)
+    try:
+        run_pass(config, store)
+        moved = tmp_path / "beta-away"
+        (tmp_path / "beta").rename(moved)
+        failing = run_pass(config, store, due_only=True, now=LATER)
+        assert failing.failed and _beta_health(config) == "backing off"
+        moved.rename(tmp_path / "beta")
+
+        recovered = run_pass(config, store, due_only=True, now=LATER + timedelta(days=2))
+
+        assert recovered.new == 0 and not recovered.failed
+        assert config.output.dir / "index.html" in recovered.written
+        assert _beta_health(config) == "ok"
+    finally:
+        store.close()
+
+
+def _beta_health(config: Config) -> str:
+    """The Health cell of beta's row in the sources table of index.html."""
+    page = (config.output.dir / "index.html").read_text("utf-8")
+    row = page[page.index('<th scope="row">beta</th><td data-label="Kind">') :]
+    cell = row[row.index('data-label="Health">') :]
+    return re.sub(r"<[^>]+>", "", cell[len('data-label="Health">') : cell.index("</td>")])
 
 
 def test_startup_recovery_removes_temp_files_and_renders_what_a_crash_left(

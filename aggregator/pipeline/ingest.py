@@ -36,6 +36,8 @@ log = logging.getLogger("aggregator")
 
 T = TypeVar("T")
 
+INLINE_JOBS = 4  # documents a pass works on in-process before it starts the worker processes
+
 
 @dataclass(frozen=True, slots=True)
 class SourceReport:
@@ -56,12 +58,15 @@ class Ingest:
     config: Config
     store: Store
     fetcher: Fetcher
-    # Worker processes, started on first use (a pass of 304s never needs them); None: threads.
-    workers: Callable[[], Executor] | None
+    # The worker processes, `workers(start)`: None when not running and start is false. The
+    # pass starts them once INLINE_JOBS documents needed work: spawning two interpreters costs
+    # more than parsing the one changed feed of a pass of 304s. None: CPU work on threads.
+    workers: Callable[[bool], Executor | None] | None
     writer: Executor  # one thread: every store call, in order
     now: datetime
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     _saves: GroupWriter = field(init=False)
+    _inline_left: int = INLINE_JOBS
 
     def __post_init__(self) -> None:
         self._saves = GroupWriter(self.store, self.writer)
@@ -172,7 +177,11 @@ class Ingest:
     async def _cpu(self, function: Callable[..., T], *args: object) -> T:
         if self.workers is None:
             return await asyncio.to_thread(function, *args)
-        return await self._loop.run_in_executor(self.workers(), function, *args)
+        pool = self.workers(self._inline_left <= 0)
+        if pool is None:
+            self._inline_left -= 1
+            return await asyncio.to_thread(function, *args)
+        return await self._loop.run_in_executor(pool, function, *args)
 
     async def _db(self, function: Callable[..., T], *args: object) -> T:
         return await self._loop.run_in_executor(self.writer, function, *args)

@@ -8,7 +8,7 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +21,7 @@ from aggregator.fetch import Fetcher
 from aggregator.models import SourceState
 from aggregator.pipeline.ingest import Ingest, SourceReport
 from aggregator.pipeline.publish import publish
-from aggregator.schedule import is_backing_off, is_due
+from aggregator.schedule import health, is_backing_off, is_due
 from aggregator.store import Store
 
 __all__ = ["PassReport", "SourceReport", "open_store", "publish", "run_pass", "run_pass_async"]
@@ -159,20 +159,62 @@ async def run_pass_async(
             reports += await asyncio.gather(
                 *(gated(source, state) for source, state in chosen if source.kind != "posts")
             )
-    changed = any(report.new or report.changed or report.error for report in reports)
-    needs_render = not due_only or changed or not (config.output.dir / "index.html").exists()
+    if due_only:
+        # The daemon idles between passes: two idle interpreters would hold 100 MB for
+        # nothing, and most of its passes are small enough to run in-process (INLINE_JOBS).
+        _stop_workers()
     report = PassReport(sources=tuple(reports))
-    touched = report.touched_tags if due_only else None
-    written = publish(config, store, touched) if needs_render else ()
+    stale = _output_stale(config)
+    articles_moved = any(source.new or source.changed for source in reports)
+    if stale or articles_moved or _health_moved(config, states, store.source_states(), now):
+        # Every feed when the output may not match the config; else the tags touched.
+        written = publish(config, store, None if stale else report.touched_tags)
+    else:
+        written = ()  # nothing a reader or the status page would see has changed
     return PassReport(sources=report.sources, written=written)
 
 
-def _worker_pool() -> Executor:
-    """Worker processes for parsing and cleaning, kept for the life of the process."""
+def _output_stale(config: Config) -> bool:
+    """No index yet, or a config edited since it was written (a new title, base URL, or
+    item limit changes every feed, not only the tags a pass touched)."""
+    try:
+        rendered = (config.output.dir / "index.html").stat().st_mtime
+        return config.path.stat().st_mtime > rendered
+    except OSError:
+        return True
+
+
+def _health_moved(
+    config: Config,
+    before: dict[str, SourceState],
+    after: Sequence[SourceState],
+    now: datetime,
+) -> bool:
+    """Whether a source's line on the status page changed: its health, or its error."""
+    now_states = {state.name: state for state in after}
+    for source in config.sources:
+        old, new = before.get(source.name), now_states.get(source.name)
+        if health(old, now, enabled=source.enabled) != health(new, now, enabled=source.enabled):
+            return True
+        if (old and old.last_error) != (new and new.last_error):
+            return True
+    return False
+
+
+def _worker_pool(start: bool = True) -> Executor | None:
+    """Worker processes for parsing and cleaning, kept for the life of the process; None when
+    they are not running yet and `start` is false."""
     global _workers  # noqa: PLW0603 - one pool per process, started on first need
-    if _workers is None:
+    if _workers is None and start:
         # spawn, not fork: the daemon's process has threads (uvicorn, the store writer).
         context = multiprocessing.get_context("spawn")
         _workers = ProcessPoolExecutor(max_workers=os.cpu_count() or 2, mp_context=context)
         atexit.register(_workers.shutdown, wait=False, cancel_futures=True)
     return _workers
+
+
+def _stop_workers() -> None:
+    global _workers  # noqa: PLW0603 - see _worker_pool
+    if _workers is not None:
+        _workers.shutdown(wait=True)
+        _workers = None

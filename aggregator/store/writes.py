@@ -33,7 +33,8 @@ T = TypeVar("T")
 class SaveResult:
     new: tuple[str, ...]  # ids of articles inserted
     changed: tuple[str, ...]  # ids of known articles updated in place
-    touched_tags: frozenset[str]  # slugs of tags of new/changed articles, lost ones included
+    # slugs of the tags of new/changed articles (lost ones included) and of the stories they joined
+    touched_tags: frozenset[str]
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -76,12 +77,32 @@ def save_articles(
     touched: set[str] = set()
     if rows:
         _upsert_articles(connection, rows)
-        touched = _replace_tags(connection, [unique[id_] for id_ in new + changed], changed)
+        saved = [unique[id_] for id_ in new + changed]
+        touched = _replace_tags(connection, saved, changed)
+        touched |= _story_tags(connection, saved)
         # The near-duplicate index (store/near.py) follows the articles in the same transaction.
         near.save(connection, [unique[id_] for id_ in new + changed], known=set(changed))
     # Only this transaction knows how many were new; the caller's state cannot.
     save_state(connection, replace(state, new_items=len(new)))
     return SaveResult(new=tuple(new), changed=tuple(changed), touched_tags=frozenset(touched))
+
+
+def _story_tags(connection: Connection, articles: Sequence[Article]) -> set[str]:
+    """Slugs of every article in the stories these articles joined: a story's feed item carries
+    the tags and sources of all its members, so the feeds of the earlier members' tags show it
+    too and change with it."""
+    joined = sorted({a.cluster_id for a in articles if a.cluster_id and a.cluster_id != a.id})
+    slugs: set[str] = set()
+    for chunk in chunks(joined):
+        query = (
+            select(TAG.c.slug)
+            .join(ARTICLE_TAG, ARTICLE_TAG.c.tag_id == TAG.c.id)
+            .join(ARTICLE, ARTICLE.c.id == ARTICLE_TAG.c.article_id)
+            .where(ARTICLE.c.cluster_id.in_(chunk))
+            .distinct()
+        )
+        slugs.update(connection.execute(query).scalars())
+    return slugs
 
 
 def _lock_source(connection: Connection, source: str) -> None:
