@@ -14,7 +14,8 @@ from typing import Any
 
 import click
 
-from aggregator.config import Config, load_config
+from aggregator.cliutil import EXIT_FAILED, config_or_exit
+from aggregator.config import Config
 from aggregator.configedit import (
     ConfigEditError,
     add_sources,
@@ -22,23 +23,13 @@ from aggregator.configedit import (
     remove_source,
     set_enabled,
 )
-from aggregator.errors import ConfigError
 from aggregator.opml import OpmlError, Subscription, read_opml, source_name, write_opml
 from aggregator.urls import canonical_url
-
-EXIT_FAILED = 1
-EXIT_BAD_CONFIG = 2
 
 RELOAD_NOTE = "a running daemon picks the change up on SIGHUP (systemctl reload aggregator)"
 
 
-def _config(ctx: click.Context) -> Config:
-    try:
-        return load_config(ctx.obj)
-    except ConfigError as error:
-        click.echo(str(error), err=True)
-        ctx.exit(EXIT_BAD_CONFIG)
-        raise  # unreachable: ctx.exit raises
+_config = config_or_exit
 
 
 def _edit(ctx: click.Context, change: Any) -> Config:
