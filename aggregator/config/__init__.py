@@ -1,0 +1,43 @@
+"""The YAML config: loaded with line numbers kept, validated strictly, errors located.
+
+Every problem is reported as `file:line:col: key.path: message` (all of them at once), unknown
+keys are errors, and relative paths resolve against the config file's own folder.
+
+    model.py   every key: types, defaults, checks (pydantic)
+    loader.py  YAML to a validated Config, or ConfigError listing every problem
+"""
+
+from aggregator.config.loader import config_path, load_config
+from aggregator.config.model import (
+    CONFIG_ENV_VAR,
+    DEFAULT_CONFIG_PATH,
+    CleanRules,
+    Config,
+    DedupeConfig,
+    Defaults,
+    OutputConfig,
+    RuleConfig,
+    ServerConfig,
+    SourceConfig,
+    StoreConfig,
+    parse_duration,
+    parse_size,
+)
+
+__all__ = [
+    "CONFIG_ENV_VAR",
+    "DEFAULT_CONFIG_PATH",
+    "CleanRules",
+    "Config",
+    "DedupeConfig",
+    "Defaults",
+    "OutputConfig",
+    "RuleConfig",
+    "ServerConfig",
+    "SourceConfig",
+    "StoreConfig",
+    "config_path",
+    "load_config",
+    "parse_duration",
+    "parse_size",
+]
