@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from aggregator import __version__
-from aggregator.cliutil import EXIT_FAILED, config_or_exit
+from aggregator.cliutil import EXIT_FAILED, config_or_exit, with_store
 from aggregator.config import config_path
 from aggregator.errors import AggregatorError
 
@@ -144,20 +144,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """Per source: health, last fetch, result, new items, error streak, next due, last error."""
     import json
 
-    from aggregator.pipeline.run import open_store
     from aggregator.schedule import health
 
     config = _config(ctx)
-    try:
-        store = open_store(config)
-        try:
-            states = {state.name: state for state in store.source_states()}
-            counts = store.source_item_counts()
-        finally:
-            store.close()
-    except AggregatorError as error:
-        click.echo(f"error: {error}", err=True)
-        ctx.exit(EXIT_FAILED)
+    stored, counts = with_store(
+        ctx, config, lambda store: (store.source_states(), store.source_item_counts())
+    )
+    states = {state.name: state for state in stored}
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     for source in config.sources:
@@ -233,18 +226,8 @@ def clusters(ctx: click.Context, limit: int, as_json: bool) -> None:
     source and link (the first member is the one the feeds show)."""
     import json
 
-    from aggregator.pipeline.run import open_store
-
     config = _config(ctx)
-    try:
-        store = open_store(config)
-        try:
-            shared = store.shared_clusters(limit)
-        finally:
-            store.close()
-    except AggregatorError as error:
-        click.echo(f"error: {error}", err=True)
-        ctx.exit(EXIT_FAILED)
+    shared = with_store(ctx, config, lambda store: store.shared_clusters(limit))
     if as_json:
         listing = [
             {

@@ -8,8 +8,7 @@ import json
 
 import click
 
-from aggregator.cliutil import EXIT_FAILED, config_or_exit
-from aggregator.errors import AggregatorError
+from aggregator.cliutil import EXIT_FAILED, config_or_exit, with_store
 
 
 @click.command()
@@ -20,18 +19,9 @@ def explain(ctx: click.Context, reference: str, as_json: bool) -> None:
     """Show a stored article (by id or URL), its source, and which clean rules fired on it
     with samples of what they removed: why text vanished."""
     from aggregator.pipeline.reclean import explain as explain_article
-    from aggregator.pipeline.run import open_store
 
     config = config_or_exit(ctx)
-    try:
-        store = open_store(config)
-        try:
-            found = explain_article(config, store, reference)
-        finally:
-            store.close()
-    except AggregatorError as error:
-        click.echo(f"error: {error}", err=True)
-        ctx.exit(EXIT_FAILED)
+    found = with_store(ctx, config, lambda store: explain_article(config, store, reference))
     if found is None:
         click.echo(f"error: no stored article has the id or URL {reference!r}", err=True)
         ctx.exit(EXIT_FAILED)
@@ -89,19 +79,9 @@ def reclean(ctx: click.Context, source: str | None) -> None:
     """Clean stored articles again from their raw HTML with the config's current rules, save
     those that changed, and re-render the feeds."""
     from aggregator.pipeline.reclean import reclean as reclean_articles
-    from aggregator.pipeline.run import open_store
 
     config = config_or_exit(ctx)
-    try:
-        store = open_store(config)
-        try:
-            report = reclean_articles(config, store, source)
-        finally:
-            store.close()
-    except AggregatorError as error:
-        click.echo(f"error: {error}", err=True)
-        ctx.exit(EXIT_FAILED)
-        return
+    report = with_store(ctx, config, lambda store: reclean_articles(config, store, source))
     click.echo(
         f"re-cleaned {report.seen} articles: {len(report.changed)} changed, "
         f"{len(report.written)} files rendered"
