@@ -19,6 +19,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from aggregator.metrics import DaemonMetrics
 from aggregator.notify import Notifier
 from tests.daemonproc import Daemon, free_port, write_config
 from tests.farm import Farm, FarmConfig
@@ -110,6 +111,9 @@ def test_sighup_adds_a_source_live_and_a_bad_config_changes_nothing(
     with Daemon(config, port) as daemon, httpx.Client(base_url=daemon.url, timeout=5) as client:
         daemon.wait_healthy()
         assert client.get("/healthz").json()["sources"] == 1
+        # Both reload results are exported at 0 before any reload, so alerts can watch them.
+        assert _metric(daemon, "aggregator_config_reloads_total", result="ok") == 0
+        assert _metric(daemon, "aggregator_config_reloads_total", result="error") == 0
         good = config.read_text(encoding="utf-8")
 
         config.write_text(good + "  - name: broken\n    kind: feed\n", encoding="utf-8")
@@ -118,6 +122,7 @@ def test_sighup_adds_a_source_live_and_a_bad_config_changes_nothing(
         # The broken source is located in the file, and the old config keeps running.
         assert re.search(rf"{re.escape(str(config))}:\d+:\d+: sources\[1\]", daemon.stderr())
         assert client.get("/healthz").json()["sources"] == 1
+        assert _metric(daemon, "aggregator_config_reloads_total", result="error") == 1
 
         write_config(tmp_path, port, [_feed(farm, 0), _feed(farm, 2)])
         daemon.signal(signal.SIGHUP)
@@ -144,6 +149,28 @@ def test_sighup_adds_a_source_live_and_a_bad_config_changes_nothing(
         assert client.get("/all.json").status_code == 200
         code, _ = daemon.stop()
         assert code == 0
+
+
+def test_metrics_show_every_known_labelled_series_at_0_from_the_start() -> None:
+    text = DaemonMetrics(title="Aggregator").exposition()[0].decode()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    expected = [
+        ("aggregator_config_reloads_total", "result", "ok"),
+        ("aggregator_config_reloads_total", "result", "error"),
+        ("aggregator_fetches_total", "result", "ok"),
+        ("aggregator_fetches_total", "result", "not_modified"),
+        ("aggregator_fetches_total", "result", "error"),
+        ("aggregator_items_total", "kind", "new"),
+        ("aggregator_items_total", "kind", "changed"),
+        ("aggregator_errors_total", "where", "source"),
+        ("aggregator_errors_total", "where", "pass"),
+    ]
+    for name, label, value in expected:
+        assert samples.get((name, ((label, value),))) == 0, (name, value, text)
 
 
 def test_a_second_sigterm_exits_at_once_while_the_first_waits_for_work_in_flight(
