@@ -82,12 +82,16 @@ class DaemonMetrics:
         self.reloads = Counter(
             "aggregator_config_reloads", "SIGHUP reloads, by result.", ["result"], registry=registry
         )
+        # Every label value known up front is shown at 0 from the start: a series that appears
+        # only on its first event breaks rate() and alerts such as `reloads{result="error"} > 0`.
         for result in ("ok", "not_modified", "error"):
             self.fetches.labels(result)
         for kind in ("new", "changed"):
             self.items.labels(kind)
         for where in ("source", "pass"):
             self.errors.labels(where)
+        for result in ("ok", "error"):
+            self.reloads.labels(result)
 
     def passed(self, report: PassReport, seconds: float, failing: Sequence[str]) -> None:
         self.failing = tuple(failing)

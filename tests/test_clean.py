@@ -245,6 +245,27 @@ def test_relative_links_resolve_and_lose_tracking_parameters() -> None:
     assert 'rel="noopener noreferrer"' in result.html
 
 
+def test_relative_link_without_base_is_unwrapped_keeping_its_text() -> None:
+    html = (
+        '<p>See <a href="/x" title="t">the <b>report</b></a>, <a href="#n">a note</a>,'
+        ' <a href="//cdn.example.com/y">cdn</a> and <a href="mailto:a@example.com">mail</a>.</p>'
+    )
+    result = clean_html(html, None)
+    tree = parse_output(result.html)
+    hrefs = [a.get("href") for a in tree.iter("a")]
+    assert hrefs == ["https://cdn.example.com/y", "mailto:a@example.com"]
+    assert [b.text for b in tree.iter("b")] == ["report"]  # the link's markup stays
+    assert result.text == "See the report, a note, cdn and mail."
+    assert "relative-link-unwrapped" in result.rules
+    # With a base URL the same links resolve and stay links.
+    based = clean_html(html, "https://example.com/a/")
+    assert [a.get("href") for a in parse_output(based.html).iter("a")][:2] == [
+        "https://example.com/x",
+        "https://example.com/a/#n",
+    ]
+    assert "relative-link-unwrapped" not in based.rules
+
+
 def test_relative_image_without_base_is_dropped() -> None:
     result = clean_html('<p>x</p><img src="/a.jpg"><img src="//cdn.example.com/b.jpg">', None)
     assert result.images == ("https://cdn.example.com/b.jpg",)

@@ -3,6 +3,7 @@ driven by signals as systemd drives it, watched through HTTP and a notify socket
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -19,6 +20,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from aggregator.config import load_config
+from aggregator.daemon import STUCK_PASS_SECONDS
+from aggregator.daemon import Daemon as DaemonLoop
+from aggregator.metrics import DaemonMetrics
 from aggregator.notify import Notifier
 from tests.daemonproc import Daemon, free_port, write_config
 from tests.farm import Farm, FarmConfig
@@ -110,6 +115,9 @@ def test_sighup_adds_a_source_live_and_a_bad_config_changes_nothing(
     with Daemon(config, port) as daemon, httpx.Client(base_url=daemon.url, timeout=5) as client:
         daemon.wait_healthy()
         assert client.get("/healthz").json()["sources"] == 1
+        # Both reload results are exported at 0 before any reload, so alerts can watch them.
+        assert _metric(daemon, "aggregator_config_reloads_total", result="ok") == 0
+        assert _metric(daemon, "aggregator_config_reloads_total", result="error") == 0
         good = config.read_text(encoding="utf-8")
 
         config.write_text(good + "  - name: broken\n    kind: feed\n", encoding="utf-8")
@@ -118,6 +126,7 @@ def test_sighup_adds_a_source_live_and_a_bad_config_changes_nothing(
         # The broken source is located in the file, and the old config keeps running.
         assert re.search(rf"{re.escape(str(config))}:\d+:\d+: sources\[1\]", daemon.stderr())
         assert client.get("/healthz").json()["sources"] == 1
+        assert _metric(daemon, "aggregator_config_reloads_total", result="error") == 1
 
         write_config(tmp_path, port, [_feed(farm, 0), _feed(farm, 2)])
         daemon.signal(signal.SIGHUP)
@@ -144,6 +153,100 @@ def test_sighup_adds_a_source_live_and_a_bad_config_changes_nothing(
         assert client.get("/all.json").status_code == 200
         code, _ = daemon.stop()
         assert code == 0
+
+
+def test_metrics_show_every_known_labelled_series_at_0_from_the_start() -> None:
+    text = DaemonMetrics(title="Aggregator").exposition()[0].decode()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    expected = [
+        ("aggregator_config_reloads_total", "result", "ok"),
+        ("aggregator_config_reloads_total", "result", "error"),
+        ("aggregator_fetches_total", "result", "ok"),
+        ("aggregator_fetches_total", "result", "not_modified"),
+        ("aggregator_fetches_total", "result", "error"),
+        ("aggregator_items_total", "kind", "new"),
+        ("aggregator_items_total", "kind", "changed"),
+        ("aggregator_errors_total", "where", "source"),
+        ("aggregator_errors_total", "where", "pass"),
+    ]
+    for name, label, value in expected:
+        assert samples.get((name, ((label, value),))) == 0, (name, value, text)
+
+
+def _requests(farm: Farm, url: str) -> int:
+    path = httpx.URL(url).path
+    return sum(request.path == path for request in list(farm.requests))
+
+
+def test_sighup_after_removing_a_source_stops_its_fetches(tmp_path: Path) -> None:
+    with Farm(FarmConfig(feeds=2, items=2, bad_citizens=False, seed=7)) as own:
+        kept, removed = own.feed_urls()
+        port = free_port()
+        config = write_config(tmp_path, port, [_feed(own, 0), _feed(own, 1)])
+        with Daemon(config, port) as daemon:
+            daemon.wait_healthy()
+            _wait_for(lambda: _requests(own, removed) >= 2, 2 * INTERVAL + SLACK, "two fetches")
+
+            write_config(tmp_path, port, [_feed(own, 0)])
+            daemon.signal(signal.SIGHUP)
+            _wait_for(lambda: "(0 added, 1 removed)" in daemon.stderr(), 10, "the reload")
+            # Two passes after the reload: a pass begun under the old config is over by then.
+            after = _requests(own, kept)
+            _wait_for(lambda: _requests(own, kept) >= after + 2, 2 * INTERVAL + SLACK, "passes")
+            before = _requests(own, removed)
+            fetches = _requests(own, kept)
+            _wait_for(lambda: _requests(own, kept) >= fetches + 3, 3 * INTERVAL + SLACK, "passes")
+            assert _requests(own, removed) == before  # three passes without it
+            assert httpx.get(f"{daemon.url}/healthz", timeout=5).json()["sources"] == 1
+            code, _ = daemon.stop()
+            assert code == 0, daemon.stderr()
+
+
+def test_the_watchdog_is_not_pinged_while_a_pass_is_stuck(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process: a real stuck pass takes STUCK_PASS_SECONDS (30 min) to count as stuck, so the
+    pass start is set back that far instead; the rest is the daemon's own watchdog loop."""
+    config = load_config(write_config(tmp_path, free_port(), []))
+    with (
+        tempfile.TemporaryDirectory(prefix="agg-") as folder,
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+    ):
+        sock.bind(f"{folder}/notify")
+        monkeypatch.setenv("NOTIFY_SOCKET", f"{folder}/notify")
+        monkeypatch.setenv("WATCHDOG_USEC", "200000")  # a ping every 0.1 s while healthy
+
+        async def watch() -> tuple[int, int]:
+            daemon = DaemonLoop(config)
+            daemon._scheduler.start()
+            watchdog = asyncio.create_task(daemon._watchdog())
+            await asyncio.sleep(0.55)
+            healthy = _drain(sock)
+            daemon.metrics.pass_started = time.monotonic() - STUCK_PASS_SECONDS - 1
+            await asyncio.sleep(0.55)
+            stuck = _drain(sock)
+            watchdog.cancel()
+            daemon._scheduler.shutdown(wait=False)
+            return healthy, stuck
+
+        healthy, stuck = asyncio.run(watch())
+        assert healthy >= 3
+        assert stuck == 0
+
+
+def _drain(sock: socket.socket) -> int:
+    """WATCHDOG=1 datagrams waiting on `sock`."""
+    sock.setblocking(False)
+    count = 0
+    while True:
+        try:
+            count += b"WATCHDOG=1" in sock.recv(4096)
+        except BlockingIOError:
+            return count
 
 
 def test_a_second_sigterm_exits_at_once_while_the_first_waits_for_work_in_flight(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from aggregator.config import load_config
+from aggregator.clisources import format_duration
+from aggregator.config import load_config, parse_duration
 from aggregator.configedit import ConfigEditError, add_sources, remove_source, set_enabled
 from tests.helpers import run_aggregator
 
@@ -218,6 +220,33 @@ def test_list_shows_every_source(config: Path) -> None:
         assert name in result.stdout
     listed = run_aggregator(config, "sources", "list", "--json")
     assert '"enabled": false' in listed.stdout
+
+
+def test_list_shows_intervals_as_the_config_writes_them(config: Path) -> None:
+    added = run_aggregator(
+        config, "sources", "add", "slow", "https://example.org/slow.xml", "--interval", "1h30m",
+        "--no-check",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    table = run_aggregator(config, "sources", "list")
+    assert table.returncode == 0, table.stderr
+    rows = {line.split()[1]: line for line in table.stdout.splitlines() if "│" in line}
+    assert rows["zaobao-china"].rstrip(" │").endswith("10m")  # its own interval
+    assert rows["hn"].rstrip(" │").endswith("30m")  # defaults.interval
+    assert rows["slow"].rstrip(" │").endswith("1h30m")
+    assert ":00" not in table.stdout
+    listed = json.loads(run_aggregator(config, "sources", "list", "--json").stdout)
+    assert {row["name"]: row["interval"] for row in listed}["slow"] == "1h30m"
+
+
+@pytest.mark.parametrize(
+    ("spelled", "shown"),
+    [("15m", "15m"), ("90m", "1h30m"), ("1d", "1d"), ("2w3d", "2w3d"), ("45s", "45s"),
+     ("1.5s", "1s500ms"), ("0s", "0s"), ("1h0m5s", "1h5s"), ("36h", "1d12h")],
+)  # fmt: skip
+def test_durations_are_formatted_so_the_config_reads_them_back(spelled: str, shown: str) -> None:
+    assert format_duration(parse_duration(spelled)) == shown
+    assert parse_duration(shown) == parse_duration(spelled)
 
 
 def test_unknown_source_names_are_errors(config: Path) -> None:

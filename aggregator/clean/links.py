@@ -19,6 +19,8 @@ from aggregator.urls import (
 
 _Element = etree._Element
 
+UNWRAPPED_TAG = "font"  # inline, not allowed by nh3, and not one whose content nh3 removes
+
 
 def attribute_rule(el: _Element) -> str | None:
     if el.get("hidden") is not None or (el.get("aria-hidden") or "").strip().lower() == "true":
@@ -109,6 +111,12 @@ def fix_link(a: _Element, base: str | None, rules: Audit) -> str | None:
         del a.attrib["href"]
         rules.add("unsafe-link")
         return None
+    if not parts.scheme:
+        # Relative with no base to resolve against: republished, it would point into the
+        # aggregator's own site, broken for every reader. Keep the words, lose the link.
+        unwrap_link(a)
+        rules.add("relative-link-unwrapped")
+        return None
     if (parts.hostname or "").startswith("subscribe.") or cr.PAYWALL_PATH.search(parts.path):
         return "paywall-link"
     if cr.SHARE_URL.match(url):
@@ -120,6 +128,13 @@ def fix_link(a: _Element, base: str | None, rules: Audit) -> str | None:
         rules.add("tracking-parameter")
     a.set("href", url)
     return None
+
+
+def unwrap_link(a: _Element) -> None:
+    """Make `a` a tag outside nh3's allow-list, which nh3 unwraps keeping its text; renamed
+    rather than unwrapped here, so the walk still visits its children."""
+    a.attrib.clear()
+    a.tag = UNWRAPPED_TAG
 
 
 def clean_url(url: str, base: str | None) -> tuple[str | None, bool]:
