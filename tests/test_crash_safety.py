@@ -68,8 +68,11 @@ def _published(farm: Farm, seen: dict[str, set[str]]) -> None:
 def test_kill_9_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     chooser = random.Random(20240501)
     port = free_port()
+    # Answers take 0.6 s and one host takes two requests at a time, so a pass over the six
+    # feeds lasts about two seconds, its sources committing one after another: a kill in the
+    # 1.5 s after the first request lands mid-ingest even on a fast or a busy machine.
     config = FarmConfig(
-        feeds=FEEDS, items=ITEMS, churn=0.5, latency=0.15, bad_citizens=False, seed=3
+        feeds=FEEDS, items=ITEMS, churn=0.5, latency=0.6, bad_citizens=False, seed=3
     )
     with Farm(config) as farm:
         feeds = [(f"farm-{n}", url, f"feed-{n}") for n, url in enumerate(farm.feed_urls())]
