@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -180,6 +182,7 @@ class Daemon:
 
     def _one_pass(self, config: Config, store: Store) -> tuple[PassReport, list[str]]:
         report = run_pass(config, store, due_only=True, stop=self._stop)
+        _give_back_memory()
         now = datetime.now(UTC)
         states = {state.name: state for state in store.source_states()}
         failing = [
@@ -276,3 +279,14 @@ def _flush_and_exit(status: int) -> None:
             stream.flush()
     logging.shutdown()
     os._exit(status)
+
+
+def _give_back_memory() -> None:
+    """Return the heap a pass freed to the system. glibc keeps freed memory for reuse, so an
+    idle daemon would go on holding the peak of its last pass (tens of MB of bodies and
+    articles); malloc_trim gives it back. Elsewhere than glibc, nothing to do."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
