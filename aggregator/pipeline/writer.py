@@ -16,7 +16,6 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
-from aggregator.errors import StoreError
 from aggregator.store import Store, StoreTransaction
 
 log = logging.getLogger("aggregator")
@@ -51,12 +50,15 @@ class GroupWriter:
             while self._pending:
                 batch, self._pending = self._pending[:MAX_JOBS], self._pending[MAX_JOBS:]
                 jobs = [job for job, _ in batch]
-                outcomes = await self._loop.run_in_executor(self._thread, self._commit, jobs)
-                for (_, future), (result, error) in zip(batch, outcomes, strict=True):
+                try:
+                    outcomes = await self._loop.run_in_executor(self._thread, self._commit, jobs)
+                except Exception as broken:  # the thread itself failed: no caller may hang
+                    outcomes = [(None, broken)] * len(batch)
+                for (_, future), (result, failure) in zip(batch, outcomes, strict=True):
                     if future.done():  # its caller was cancelled meanwhile
                         continue
-                    if error is not None:
-                        future.set_exception(error)
+                    if failure is not None:
+                        future.set_exception(failure)
                     else:
                         future.set_result(result)
         finally:
@@ -68,7 +70,7 @@ class GroupWriter:
             try:
                 with self._store.transaction() as transaction:
                     return [(job(transaction), None) for job in jobs]
-            except (StoreError, ValueError) as error:
+            except Exception as error:  # each job runs again on its own below, to fail alone
                 log.debug(
                     "a grouped save failed (%s); saving its %d jobs one by one", error, len(jobs)
                 )
