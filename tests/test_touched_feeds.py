@@ -4,6 +4,7 @@ restart after a crash cleans up interrupted writes and renders what a dead pass 
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -123,6 +124,54 @@ def test_a_source_that_recovers_shows_ok_on_the_index_without_new_items(tmp_path
         assert recovered.new == 0 and not recovered.failed
         assert config.output.dir / "index.html" in recovered.written
         assert _beta_health(config) == "ok"
+    finally:
+        store.close()
+
+
+def test_an_edited_config_brings_every_feed_up_to_date_on_the_next_pass(tmp_path: Path) -> None:
+    # Nothing new arrives, but the config changed (here the output title, shown by every feed):
+    # the untouched tags' feeds must not keep the old one.
+    config = _config(tmp_path)
+    store = open_store(config)
+    try:
+        run_pass(config, store)
+        path = config.path
+        text = path.read_text("utf-8").replace("output: {", 'output: {title: "Renamed", ')
+        path.write_text(text, encoding="utf-8")
+        index = config.output.dir / "index.html"
+        earlier = path.stat().st_mtime - 5
+        os.utime(index, (earlier, earlier))  # rendered before the edit, even on a coarse clock
+        edited = load_config(path)
+
+        report = run_pass(edited, store, due_only=True, now=LATER)
+
+        assert report.new == 0
+        public = edited.output.dir
+        for slug in ("alpha", "beta"):
+            assert public / "tags" / f"{slug}.atom" in report.written
+        assert "Renamed" in (public / "all.atom").read_text("utf-8")
+    finally:
+        store.close()
+
+
+def test_a_config_edit_that_changes_no_output_is_rendered_once_not_every_pass(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path)
+    store = open_store(config)
+    try:
+        run_pass(config, store)
+        index = config.output.dir / "index.html"
+        with config.path.open("a", encoding="utf-8") as file:
+            file.write("# a comment: every output file keeps its bytes\n")
+        earlier = config.path.stat().st_mtime - 5
+        os.utime(index, (earlier, earlier))  # rendered before the edit, even on a coarse clock
+
+        report = run_pass(config, store, due_only=True, now=LATER)
+
+        assert report.written == ()  # everything rendered, nothing changed
+        # Marked up to date all the same, or every later pass would render everything again.
+        assert index.stat().st_mtime >= config.path.stat().st_mtime
     finally:
         store.close()
 

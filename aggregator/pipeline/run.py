@@ -169,6 +169,8 @@ async def run_pass_async(
     if stale or articles_moved or _health_moved(config, states, store.source_states(), now):
         # Every feed when the output may not match the config; else the tags touched.
         written = publish(config, store, None if stale else report.touched_tags)
+        if stale:
+            _mark_up_to_date(config)
     else:
         written = ()  # nothing a reader or the status page would see has changed
     return PassReport(sources=report.sources, written=written)
@@ -182,6 +184,15 @@ def _output_stale(config: Config) -> bool:
         return config.path.stat().st_mtime > rendered
     except OSError:
         return True
+
+
+def _mark_up_to_date(config: Config) -> None:
+    """After a full render: the index, maybe left as it was (same bytes), is now as new as the
+    config, or every later pass would render everything again."""
+    try:
+        os.utime(config.output.dir / "index.html")
+    except OSError as error:
+        log.warning("cannot touch %s: %s", config.output.dir / "index.html", error)
 
 
 def _health_moved(
