@@ -123,6 +123,7 @@ def identify(entry: Entry, cleaned: CleanedHtml, tags: Sequence[str]) -> Article
         shingles=near.shingles if near else 0,
         lead_minhash=near.lead if near else (),
         bands=band_keys(near.minhash, near.lead) if near else (),
+        clean_audit=cleaned.removed,
     )
 
 

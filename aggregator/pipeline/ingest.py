@@ -88,7 +88,7 @@ class Ingest:
                     result="not modified",
                     fetch=fetch,
                 )
-                await self._saves.run(lambda transaction: transaction.save_state(unchanged))
+                await self._save_state(unchanged)
                 log.debug("%s: not modified", source.name)
                 return SourceReport(source.name, not_modified=True)
             if source.kind == "feed":
@@ -135,7 +135,7 @@ class Ingest:
         self, source: SourceConfig, state: SourceState, error: str, fetch: FetchResult | None
     ) -> SourceReport:
         new_state = failed(state, self.now, self.config.interval(source), error, fetch=fetch)
-        await self._saves.run(lambda transaction: transaction.save_state(new_state))
+        await self._save_state(new_state)
         log.error("%s: failed: %s (next try %s)", source.name, error, new_state.next_fetch_at)
         return SourceReport(source.name, error=error)
 
@@ -182,6 +182,9 @@ class Ingest:
             self._inline_left -= 1
             return await asyncio.to_thread(function, *args)
         return await self._loop.run_in_executor(pool, function, *args)
+
+    async def _save_state(self, state: SourceState) -> None:
+        await self._saves.run(lambda transaction: transaction.save_state(state))
 
     async def _db(self, function: Callable[..., T], *args: object) -> T:
         return await self._loop.run_in_executor(self.writer, function, *args)

@@ -7,7 +7,7 @@ message, or `error` for the whole source) rather than raising across the process
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -134,7 +134,7 @@ def _articles(entries: list[Entry], problems: list[str], recipe: Recipe) -> Proc
         tags = unique_tags(
             [*recipe.tags, *entry.tags, *rule_tags(rules, entry.title, cleaned.text)]
         )
-        article = replace(identify(entry, cleaned, tags), clean_audit=cleaned.removed)
+        article = identify(entry, cleaned, tags)
         if article.id in articles:
             problems.append(f"{entry.origin}: same story as an earlier entry (key {entry.key})")
             continue

@@ -76,7 +76,7 @@ def reclean_article(article: Article, recipe: Recipe) -> Article:
         image=article.image,
     )
     fresh = identify(entry, cleaned, article.tags)
-    return replace(fresh, cluster_id=article.cluster_id, clean_audit=cleaned.removed)
+    return replace(fresh, cluster_id=article.cluster_id)
 
 
 @dataclass(frozen=True, slots=True)

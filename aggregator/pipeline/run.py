@@ -71,10 +71,11 @@ def run_pass(
 ) -> PassReport:
     """Ingest every enabled source that is not backing off, then re-render the feeds.
 
-    `due_only` (the daemon): only sources whose next_fetch_at has come, and feeds are rendered
-    only when something changed or nothing was rendered yet, and then only the feeds of the tags
-    the pass touched. `stop` (set by a signal) lets sources in flight finish and starts no
-    more; `progress` hears (sources done, sources chosen).
+    `due_only` (the daemon): only sources whose next_fetch_at has come. Either way only what
+    changed is rendered: the feeds of the tags the pass touched, the index when a source's
+    health moved, everything when the config is newer than the output. `stop` (set by a
+    signal) lets sources in flight finish and starts no more; `progress` hears (sources done,
+    sources chosen).
     """
     return asyncio.run(
         run_pass_async(
