@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aggregator.config import Config, load_config
 from aggregator.pipeline.publish import recover
 from aggregator.pipeline.run import open_store, run_pass
+from aggregator.store import Store
 
 FORMATS = ("rss", "atom", "json")
 LATER = datetime.now(UTC) + timedelta(days=1)  # every source is due by then
@@ -43,6 +46,18 @@ def _config(tmp_path: Path) -> Config:
     path = tmp_path / "aggregator.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return load_config(path)
+
+
+@contextmanager
+def _after_a_first_pass(tmp_path: Path) -> Iterator[tuple[Config, Store]]:
+    """The two-source config and its store, after a `run --once` pass rendered everything."""
+    config = _config(tmp_path)
+    store = open_store(config)
+    try:
+        run_pass(config, store)
+        yield config, store
+    finally:
+        store.close()
 
 
 def _stamps(public: Path, slug: str) -> dict[str, int]:
@@ -87,11 +102,8 @@ def test_a_copy_joining_a_story_rewrites_the_feeds_of_the_storys_earlier_tags(
 ) -> None:
     # The merged item of a story carries every member's tags and sources: when a beta copy
     # joins alpha's story, alpha's feed shows the new tag and source too, so it is rewritten.
-    config = _config(tmp_path)
-    public = config.output.dir
-    store = open_store(config)
-    try:
-        run_pass(config, store)
+    with _after_a_first_pass(tmp_path) as (config, store):
+        public = config.output.dir
         alpha_before = (public / "tags" / "alpha.json").read_text("utf-8")
         copy = (tmp_path / "alpha" / "001.md").read_text("utf-8")
         copy = copy.replace("https://example.org/alpha/1.html", "https://example.net/beta/1")
@@ -104,15 +116,10 @@ def test_a_copy_joining_a_story_rewrites_the_feeds_of_the_storys_earlier_tags(
         alpha_after = json.loads((public / "tags" / "alpha.json").read_text("utf-8"))
         assert alpha_after != json.loads(alpha_before)
         assert set(alpha_after["items"][0]["tags"]) == {"alpha", "beta"}
-    finally:
-        store.close()
 
 
 def test_a_source_that_recovers_shows_ok_on_the_index_without_new_items(tmp_path: Path) -> None:
-    config = _config(tmp_path)
-    store = open_store(config)
-    try:
-        run_pass(config, store)
+    with _after_a_first_pass(tmp_path) as (config, store):
         moved = tmp_path / "beta-away"
         (tmp_path / "beta").rename(moved)
         failing = run_pass(config, store, due_only=True, now=LATER)
@@ -124,17 +131,12 @@ def test_a_source_that_recovers_shows_ok_on_the_index_without_new_items(tmp_path
         assert recovered.new == 0 and not recovered.failed
         assert config.output.dir / "index.html" in recovered.written
         assert _beta_health(config) == "ok"
-    finally:
-        store.close()
 
 
 def test_an_edited_config_brings_every_feed_up_to_date_on_the_next_pass(tmp_path: Path) -> None:
     # Nothing new arrives, but the config changed (here the output title, shown by every feed):
     # the untouched tags' feeds must not keep the old one.
-    config = _config(tmp_path)
-    store = open_store(config)
-    try:
-        run_pass(config, store)
+    with _after_a_first_pass(tmp_path) as (config, store):
         path = config.path
         text = path.read_text("utf-8").replace("output: {", 'output: {title: "Renamed", ')
         path.write_text(text, encoding="utf-8")
@@ -150,17 +152,12 @@ def test_an_edited_config_brings_every_feed_up_to_date_on_the_next_pass(tmp_path
         for slug in ("alpha", "beta"):
             assert public / "tags" / f"{slug}.atom" in report.written
         assert "Renamed" in (public / "all.atom").read_text("utf-8")
-    finally:
-        store.close()
 
 
 def test_a_config_edit_that_changes_no_output_is_rendered_once_not_every_pass(
     tmp_path: Path,
 ) -> None:
-    config = _config(tmp_path)
-    store = open_store(config)
-    try:
-        run_pass(config, store)
+    with _after_a_first_pass(tmp_path) as (config, store):
         index = config.output.dir / "index.html"
         with config.path.open("a", encoding="utf-8") as file:
             file.write("# a comment: every output file keeps its bytes\n")
@@ -172,8 +169,6 @@ def test_a_config_edit_that_changes_no_output_is_rendered_once_not_every_pass(
         assert report.written == ()  # everything rendered, nothing changed
         # Marked up to date all the same, or every later pass would render everything again.
         assert index.stat().st_mtime >= config.path.stat().st_mtime
-    finally:
-        store.close()
 
 
 def _beta_health(config: Config) -> str:
