@@ -221,7 +221,6 @@ def _worker_pool(start: bool = True) -> Executor | None:
         # spawn, not fork: the daemon's process has threads (uvicorn, the store writer).
         context = multiprocessing.get_context("spawn")
         _workers = ProcessPoolExecutor(max_workers=os.cpu_count() or 2, mp_context=context)
-        atexit.register(_workers.shutdown, wait=False, cancel_futures=True)
     return _workers
 
 
@@ -230,3 +229,11 @@ def _stop_workers() -> None:
     if _workers is not None:
         _workers.shutdown(wait=True)
         _workers = None
+
+
+@atexit.register
+def _leave_workers() -> None:
+    # Registered once, not per pool: the daemon starts a pool in many passes, and each
+    # registration would keep its stopped pool alive until exit.
+    if _workers is not None:
+        _workers.shutdown(wait=False, cancel_futures=True)
