@@ -18,15 +18,7 @@ from typing import TypeVar
 from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher
 from aggregator.models import Article, Document, FetchRequest, FetchResult, SourceState
-from aggregator.parse import find_article_links
-from aggregator.pipeline.cluster import cluster
-from aggregator.pipeline.process import (
-    Processed,
-    Recipe,
-    process_article_page,
-    process_feed,
-    process_posts,
-)
+from aggregator.pipeline.recipe import Processed, Recipe, run_job
 from aggregator.pipeline.writer import GroupWriter
 from aggregator.schedule import failed, succeeded
 from aggregator.store import SaveResult, Store, StoreTransaction
@@ -75,7 +67,7 @@ class Ingest:
         recipe = Recipe.of(self.config, source)
         fetch: FetchResult | None = None
         if source.kind == "posts" and source.path is not None:
-            processed = await self._cpu(process_posts, source.path, recipe)
+            processed = await self._cpu("process_posts", source.path, recipe)
         else:
             fetch = await self._fetch(source, state, source.url or "")
             if fetch.error:
@@ -92,7 +84,7 @@ class Ingest:
                 log.debug("%s: not modified", source.name)
                 return SourceReport(source.name, not_modified=True)
             if source.kind == "feed":
-                processed = await self._cpu(process_feed, fetch.document, recipe)
+                processed = await self._cpu("process_feed", fetch.document, recipe)
             else:
                 processed = await self._pages(source, fetch.document, recipe)
         if processed.error:
@@ -108,6 +100,9 @@ class Ingest:
     ) -> SourceReport:
         new_state = succeeded(state, self.now, self.config.interval(source), fetch=fetch)
         articles = list(processed.articles)
+
+        # Imported on the first articles, not before: a pass of 304s never needs numpy.
+        from aggregator.pipeline.cluster import cluster  # noqa: PLC0415
 
         def cluster_and_save(transaction: StoreTransaction) -> SaveResult:
             clustered = cluster(self.config, transaction, articles)
@@ -141,6 +136,8 @@ class Ingest:
 
     async def _pages(self, source: SourceConfig, listing: Document, recipe: Recipe) -> Processed:
         """A listing page: fetch each article it links that this source has not stored yet."""
+        from aggregator.parse import find_article_links  # noqa: PLC0415 - lxml only when needed
+
         links = find_article_links(listing, source.selector or "a")
         known = await self._db(
             self.store.known_keys, source.name, [canonical_url(u) for u in links]
@@ -155,7 +152,7 @@ class Ingest:
             if result.document is None:
                 problems.append(f"{link}: {result.error or 'no body'}")
             else:
-                jobs.append(self._cpu(process_article_page, result.document, recipe))
+                jobs.append(self._cpu("process_article_page", result.document, recipe))
         articles: list[Article] = []
         for processed in await asyncio.gather(*jobs):
             articles.extend(processed.articles)
@@ -174,14 +171,15 @@ class Ingest:
             )
         )
 
-    async def _cpu(self, function: Callable[..., T], *args: object) -> T:
+    async def _cpu(self, job: str, *args: object) -> Processed:
+        """Run aggregator.pipeline.process.<job>(*args) in a worker, or on a thread here."""
         if self.workers is None:
-            return await asyncio.to_thread(function, *args)
+            return await asyncio.to_thread(run_job, job, *args)
         pool = self.workers(self._inline_left <= 0)
         if pool is None:
             self._inline_left -= 1
-            return await asyncio.to_thread(function, *args)
-        return await self._loop.run_in_executor(pool, function, *args)
+            return await asyncio.to_thread(run_job, job, *args)
+        return await self._loop.run_in_executor(pool, run_job, job, *args)
 
     async def _save_state(self, state: SourceState) -> None:
         await self._saves.run(lambda transaction: transaction.save_state(state))

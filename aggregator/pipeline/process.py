@@ -7,11 +7,8 @@ message, or `error` for the whole source) rather than raising across the process
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from aggregator.clean import clean_html
@@ -19,65 +16,11 @@ from aggregator.dedupe import identify
 from aggregator.errors import AggregatorError, EntryError
 from aggregator.models import Article, Document, Entry
 from aggregator.parse import extract_article, parse_feed, parse_post
+from aggregator.pipeline.recipe import Processed, Recipe
 from aggregator.sources import read_posts
 from aggregator.tagging import TagRule, rule_tags, unique_tags
 
-if TYPE_CHECKING:  # workers never load the config model (pydantic): the Recipe carries it
-    from aggregator.config import Config, SourceConfig
-
-
-@dataclass(frozen=True, slots=True)
-class Recipe:
-    """What the CPU work needs to know about a source."""
-
-    source: str
-    tags: tuple[str, ...] = ()
-    rules: tuple[tuple[str, str], ...] = ()  # (tag, pattern)
-    drop: tuple[str, ...] = ()
-    drop_text: tuple[str, ...] = ()
-    zone: str = "UTC"
-    hosts: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()  # host, drop, drop_text
-    content_selector: str | None = None
-    title_selector: str | None = None
-    date_selector: str | None = None
-
-    @classmethod
-    def of(cls, config: Config, source: SourceConfig) -> Recipe:
-        return cls(
-            source=source.name,
-            tags=source.tags,
-            rules=tuple((rule.tag, rule.match) for rule in config.rules),
-            drop=source.clean.drop,
-            drop_text=source.clean.drop_text,
-            zone=source.timezone or config.defaults.timezone,
-            content_selector=source.content_selector,
-            title_selector=source.title_selector,
-            date_selector=source.date_selector,
-            hosts=tuple(
-                (host, rules.drop, rules.drop_text) for host, rules in config.clean.items()
-            ),
-        )
-
-    def clean_rules(self, link: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Drop selectors and drop_text patterns for an article at `link`: the source's own,
-        then those of every configured host the link belongs to."""
-        drop, drop_text = self.drop, self.drop_text
-        if self.hosts and link:
-            try:
-                host = (urlsplit(link).hostname or "").rstrip(".")
-            except ValueError:  # a malformed link (bad IPv6 literal): no host rules apply
-                host = ""
-            for name, selectors, patterns in self.hosts:
-                if host == name or host.endswith("." + name):
-                    drop, drop_text = drop + selectors, drop_text + patterns
-        return drop, drop_text
-
-
-@dataclass(frozen=True, slots=True)
-class Processed:
-    articles: tuple[Article, ...] = ()
-    problems: tuple[str, ...] = ()  # one message per skipped post or entry
-    error: str | None = None  # the whole source could not be read
+__all__ = ["Processed", "Recipe", "process_article_page", "process_feed", "process_posts"]
 
 
 def process_posts(folder: Path, recipe: Recipe) -> Processed:

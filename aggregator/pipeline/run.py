@@ -20,11 +20,10 @@ from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher
 from aggregator.models import SourceState
 from aggregator.pipeline.ingest import Ingest, SourceReport
-from aggregator.pipeline.publish import publish
 from aggregator.schedule import health, is_backing_off, is_due
 from aggregator.store import Store
 
-__all__ = ["PassReport", "SourceReport", "open_store", "publish", "run_pass", "run_pass_async"]
+__all__ = ["PassReport", "SourceReport", "open_store", "run_pass", "run_pass_async"]
 
 log = logging.getLogger("aggregator")
 
@@ -168,6 +167,9 @@ async def run_pass_async(
     stale = _output_stale(config)
     articles_moved = any(source.new or source.changed for source in reports)
     if stale or articles_moved or _health_moved(config, states, store.source_states(), now):
+        # The renderer (feedgen, lxml) is imported only for a pass with something to render.
+        from aggregator.pipeline.publish import publish  # noqa: PLC0415
+
         # Every feed when the output may not match the config; else the tags touched.
         written = publish(config, store, None if stale else report.touched_tags)
         if stale:
