@@ -46,12 +46,11 @@ class HostPools(httpx.AsyncBaseTransport):
             self._open[origin] -= 1
             raise
         closed = functools.partial(self._open.subtract, (origin,))
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_Tracked(response, closed),
-            extensions=response.extensions,
-        )
+        if isinstance(response.stream, httpx.AsyncByteStream):
+            response.stream = _Tracked(response.stream, closed)
+        else:  # not from an async pool: nothing left open to track
+            closed()
+        return response
 
     def _verify(self, origin: _Origin) -> ssl.SSLContext | bool:
         if origin[0] != b"https":
@@ -78,17 +77,17 @@ class HostPools(httpx.AsyncBaseTransport):
 class _Tracked(httpx.AsyncByteStream):
     """A response body that tells its pool when it is closed."""
 
-    def __init__(self, response: httpx.Response, closed: Callable[[], object]) -> None:
-        self._response = response
+    def __init__(self, stream: httpx.AsyncByteStream, closed: Callable[[], object]) -> None:
+        self._stream = stream
         self._closed: Callable[[], object] | None = closed
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._response.aiter_raw():
+        async for chunk in self._stream:
             yield chunk
 
     async def aclose(self) -> None:
         try:
-            await self._response.aclose()
+            await self._stream.aclose()
         finally:
             if self._closed is not None:
                 self._closed()
