@@ -29,6 +29,10 @@ log = logging.getLogger("aggregator")
 T = TypeVar("T")
 
 INLINE_JOBS = 4  # documents a pass works on in-process before it starts the worker processes
+# A pass of more web sources than this starts the worker processes at its first document: it
+# will need them anyway, and work done in-process first would load the parse, clean and dedupe
+# stages (lxml, numpy: some 40 MB) into the main process for nothing.
+LARGE_PASS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,18 +54,24 @@ class Ingest:
     config: Config
     store: Store
     fetcher: Fetcher
-    # The worker processes, `workers(start)`: None when not running and start is false. The
-    # pass starts them once INLINE_JOBS documents needed work: spawning two interpreters costs
-    # more than parsing the one changed feed of a pass of 304s. None: CPU work on threads.
+    # The worker processes, `workers(start)`: None when not running and start is false. A
+    # small pass starts them once `inline_jobs` documents needed work: spawning two
+    # interpreters costs more than parsing the one changed feed of a pass of 304s (see
+    # inline_jobs_for). None: CPU work on threads.
     workers: Callable[[bool], Executor | None] | None
     writer: Executor  # one thread: every store call, in order
     now: datetime
+    inline_jobs: int = INLINE_JOBS
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     _saves: GroupWriter = field(init=False)
-    _inline_left: int = INLINE_JOBS
 
     def __post_init__(self) -> None:
         self._saves = GroupWriter(self.store, self.writer)
+
+    @staticmethod
+    def inline_jobs_for(web_sources: int) -> int:
+        """How many documents a pass of this many web sources works on in-process."""
+        return INLINE_JOBS if web_sources <= LARGE_PASS else 0
 
     async def source(self, source: SourceConfig, state: SourceState) -> SourceReport:
         recipe = Recipe.of(self.config, source)
@@ -175,9 +185,9 @@ class Ingest:
         """Run aggregator.pipeline.process.<job>(*args) in a worker, or on a thread here."""
         if self.workers is None:
             return await asyncio.to_thread(run_job, job, *args)
-        pool = self.workers(self._inline_left <= 0)
+        pool = self.workers(self.inline_jobs <= 0)
         if pool is None:
-            self._inline_left -= 1
+            self.inline_jobs -= 1
             return await asyncio.to_thread(run_job, job, *args)
         return await self._loop.run_in_executor(pool, run_job, job, *args)
 

@@ -123,14 +123,22 @@ async def run_pass_async(
                 reports.append(SourceReport(source.name, backing_off_until=state.next_fetch_at))
         elif not due_only or is_due(state, now):
             chosen.append((source, state))
-    web = any(source.kind != "posts" for source, _ in chosen)
+    web = sum(source.kind != "posts" for source, _ in chosen)
     with ThreadPoolExecutor(1, thread_name_prefix="store") as writer:
         async with Fetcher(
             per_host=config.defaults.per_host,
             total=config.defaults.concurrency,
             transport=transport,
         ) as fetcher:
-            ingest = Ingest(config, store, fetcher, _worker_pool if web else None, writer, now)
+            ingest = Ingest(
+                config,
+                store,
+                fetcher,
+                _worker_pool if web else None,
+                writer,
+                now,
+                inline_jobs=Ingest.inline_jobs_for(web),
+            )
             # Backpressure: fetched bodies and parsed articles wait for the one store thread,
             # so only as many sources are in flight as may fetch at once.
             gate = asyncio.Semaphore(config.defaults.concurrency)
