@@ -27,16 +27,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+import numpy as np
+
 from aggregator.dedupe.minhash import (
     MIN_CHARS,
     NearFingerprint,
     estimate_containment,
     estimate_jaccard,
-    fingerprint_normalised,
     near_fingerprint,
     normalise,
+    signatures,
 )
-from aggregator.lsh import ROWS_PER_BAND, band_keys
+from aggregator.lsh import ROWS_PER_BAND, band_keys, band_keys_of
 from aggregator.models import Article, CleanedHtml, Entry, FeedItem, NearCandidate, Provenance
 from aggregator.urls import canonical_url
 
@@ -102,7 +104,7 @@ def identify(entry: Entry, cleaned: CleanedHtml, tags: Sequence[str]) -> Article
     if image and image in entry.content_html and image not in cleaned.images:
         image = None
     normalised = normalise(cleaned.text)
-    near = fingerprint_normalised(normalised)
+    near = signatures(normalised)
     return Article(
         id=identity,
         source=entry.source,
@@ -119,10 +121,10 @@ def identify(entry: Entry, cleaned: CleanedHtml, tags: Sequence[str]) -> Article
         content_hash=_hash_normalised(normalised),
         image=image,
         cluster_id=identity,
-        minhash=near.minhash if near else (),
+        minhash=tuple(near.minhash.tolist()) if near else (),
         shingles=near.shingles if near else 0,
-        lead_minhash=near.lead if near else (),
-        bands=band_keys(near.minhash, near.lead) if near else (),
+        lead_minhash=tuple(near.lead.tolist()) if near else (),
+        bands=band_keys_of(np.concatenate((near.minhash, near.lead))) if near else (),
         clean_audit=cleaned.removed,
     )
 
