@@ -12,6 +12,7 @@ comparable across machines and restarts (the store keeps them).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +33,14 @@ _POWERS = np.array(
 _BAND_FOLD = np.uint64(pow(_FOLD, ROWS_PER_BAND, 2**64))
 
 
+@functools.lru_cache(maxsize=8)
+def _band_terms(bands: int) -> npt.NDArray[np.uint64]:
+    """band·F⁴ for the bands 1 … `bands`: the same few counts come every time."""
+    terms = np.arange(1, bands + 1, dtype=np.uint64) * _BAND_FOLD
+    terms.flags.writeable = False
+    return terms
+
+
 def band_keys(minhash: Sequence[int], lead: Sequence[int] = ()) -> tuple[int, ...]:
     """One key per whole band of the signature followed by the lead, in band order."""
     return band_keys_of(np.array((*minhash, *lead), dtype=np.uint64))
@@ -44,7 +53,7 @@ def band_keys_of(values: npt.NDArray[np.unsignedinteger[Any]]) -> tuple[int, ...
         return ()
     rows = values[: bands * ROWS_PER_BAND].reshape(bands, ROWS_PER_BAND).astype(np.uint64)
     key = rows @ _POWERS  # wraps mod 2**64, as the fold does
-    key += np.arange(1, bands + 1, dtype=np.uint64) * _BAND_FOLD
+    key += _band_terms(bands)
     shifted = key >> _SHIFT33
     key ^= shifted
     key *= _MIX1

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+import uuid
 from datetime import UTC, datetime
 
 import pytest
 
-from aggregator.dedupe import identify, minhash
+from aggregator.dedupe import article_id, identify, minhash
 from aggregator.dedupe.minhash import (
     LEAD_CHARS,
     LEAD_PERMUTATIONS,
@@ -144,3 +145,12 @@ def test_types_are_plain_python() -> None:
     article = _article(_texts()[-1])
     for value in (*article.minhash, *article.lead_minhash, *article.bands):
         assert type(value) is int
+
+
+def test_article_ids_are_uuid5_of_source_and_key() -> None:
+    namespace = uuid.UUID("5b0c3b4e-6a53-4d0b-9a4e-6a1f0c1d2e3f")
+    rng = random.Random(5)
+    for _ in range(500):
+        source = "".join(rng.choice("ab中\x00é-") for _ in range(rng.randrange(6)))
+        key = "".join(rng.choice("https://x.org/?=&中") for _ in range(rng.randrange(40)))
+        assert article_id(source, key) == str(uuid.uuid5(namespace, f"{source}\x00{key}"))
