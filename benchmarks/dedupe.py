@@ -7,7 +7,8 @@
    (dedupe.assign_clusters: LSH bands propose, the Jaccard/containment rule decides), and the
    same without the lead bands, to show what they add.
 2. Fingerprint throughput on one core: what `identify` adds per article (normalise once, the
-   exact hash, the 128 + 32 MinHash values), over the labeled set's texts.
+   exact hash, the 128 + 32 MinHash values), over the labeled set's texts; then the whole of
+   `identify` on the same texts (with the id, the canonical link and the band keys).
 3. For each size: a real SQLite file (in --db-dir) migrated by the Store, filled with that many
    generated articles (random signatures and band keys, dates spread over a year, 1 in
    100 articles having a planted near-duplicate to find), then Store.near_candidates for one
@@ -126,6 +127,34 @@ def throughput(seconds: float = 3.0) -> None:
             f"fingerprints: {rate:6,.0f} articles/s on one core "
             f"({len(sample)} {title}, {chars:,.0f} characters on average)"
         )
+        print(f"  identify, all of it: {_identify_rate(sample, seconds):6,.0f} articles/s")
+
+
+def _identify_rate(texts: list[str], seconds: float) -> float:
+    """The whole of `identify` (id, canonical link, band keys, the Article too) per second."""
+    pairs = []
+    for number, text in enumerate(texts):
+        link = f"https://news.example.org/{number}.html?utm_source=rss&id={number}"
+        entry = Entry(
+            source="bench",
+            origin=link,
+            key=link,
+            title="t",
+            link=link,
+            published=WHEN,
+            updated=WHEN,
+            author=None,
+            tags=(),
+            content_html=text,
+        )
+        pairs.append((entry, CleanedHtml(html=text, text=text, summary="", images=(), rules=())))
+    done = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for entry, cleaned in pairs:
+            identify(entry, cleaned, ())
+        done += len(pairs)
+    return done / (time.perf_counter() - start)
 
 
 # --- 3. the index at scale ---

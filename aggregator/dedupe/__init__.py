@@ -27,16 +27,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+import numpy as np
+
 from aggregator.dedupe.minhash import (
     MIN_CHARS,
     NearFingerprint,
     estimate_containment,
     estimate_jaccard,
-    fingerprint_normalised,
     near_fingerprint,
     normalise,
+    signatures,
 )
-from aggregator.lsh import ROWS_PER_BAND, band_keys
+from aggregator.lsh import ROWS_PER_BAND, band_keys, band_keys_of
 from aggregator.models import Article, CleanedHtml, Entry, FeedItem, NearCandidate, Provenance
 from aggregator.urls import canonical_url
 
@@ -56,7 +58,10 @@ __all__ = [
 ]
 
 # A fixed namespace so ids are the same on every machine and every run.
-_ARTICLE_NAMESPACE = uuid.UUID("5b0c3b4e-6a53-4d0b-9a4e-6a1f0c1d2e3f")
+_ARTICLE_NAMESPACE = uuid.UUID("5b0c3b4e-6a53-4d0b-9a4e-6a1f0c1d2e3f").bytes
+# A name-based UUID's fixed bits: version 5 in bits 76-79, the RFC 4122 variant in bits 62-63.
+_UUID5_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID5_SET = (5 << 76) | (0x8000 << 48)
 MIN_HASHED_CHARS = MIN_CHARS
 # LSH banding: the 128 MinHash values in 32 bands of 4. Two texts become candidates when one
 # band is equal in both: probability 1 − (1 − J⁴)³², 0.87 at J = 0.5, 0.99 at J = 0.6. The 32
@@ -79,7 +84,11 @@ DEFAULT_NEAR_SETTINGS = NearSettings()
 
 
 def article_id(source: str, key: str) -> str:
-    return str(uuid.uuid5(_ARTICLE_NAMESPACE, f"{source}\x00{key}"))
+    """str(uuid.uuid5(namespace, source NUL key)), without the UUID object: a third the time."""
+    name = _ARTICLE_NAMESPACE + f"{source}\x00{key}".encode()
+    digest = hashlib.sha1(name, usedforsecurity=False).digest()
+    value = f"{int.from_bytes(digest[:16]) & _UUID5_CLEAR | _UUID5_SET:032x}"
+    return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
 
 
 def _hash_normalised(normalised: str) -> str | None:
@@ -102,7 +111,7 @@ def identify(entry: Entry, cleaned: CleanedHtml, tags: Sequence[str]) -> Article
     if image and image in entry.content_html and image not in cleaned.images:
         image = None
     normalised = normalise(cleaned.text)
-    near = fingerprint_normalised(normalised)
+    near = signatures(normalised)
     return Article(
         id=identity,
         source=entry.source,
@@ -119,10 +128,10 @@ def identify(entry: Entry, cleaned: CleanedHtml, tags: Sequence[str]) -> Article
         content_hash=_hash_normalised(normalised),
         image=image,
         cluster_id=identity,
-        minhash=near.minhash if near else (),
+        minhash=tuple(near.minhash.tolist()) if near else (),
         shingles=near.shingles if near else 0,
-        lead_minhash=near.lead if near else (),
-        bands=band_keys(near.minhash, near.lead) if near else (),
+        lead_minhash=tuple(near.lead.tolist()) if near else (),
+        bands=band_keys_of(np.concatenate((near.minhash, near.lead))) if near else (),
         clean_audit=cleaned.removed,
     )
 
