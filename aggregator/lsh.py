@@ -14,35 +14,56 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported on first use: the store imports this module, and a
+    # pass of 304s (or `aggregator status`) should not pay 16 MB and 0.1 s for it.
+    import numpy as np
+    import numpy.typing as npt
 
 ROWS_PER_BAND = 4
 
 _FOLD = 0x100000001B3
-_MIX1 = np.uint64(0xFF51AFD7ED558CCD)
-_MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
-_SHIFT33 = np.uint64(33)
-# The fold (((band·F + v0)·F + v1)·F + v2)·F + v3 is band·F⁴ + v0·F³ + v1·F² + v2·F + v3 (mod
-# 2⁶⁴): one matrix product of the rows with these powers, plus band·F⁴.
-_POWERS = np.array(
-    [pow(_FOLD, ROWS_PER_BAND - 1 - row, 2**64) for row in range(ROWS_PER_BAND)], dtype=np.uint64
-)
-_BAND_FOLD = np.uint64(pow(_FOLD, ROWS_PER_BAND, 2**64))
+
+
+class _Constants(NamedTuple):
+    mix1: np.uint64
+    mix2: np.uint64
+    shift33: np.uint64
+    powers: npt.NDArray[np.uint64]
+    band_fold: np.uint64
+
+
+@functools.cache
+def _constants() -> _Constants:
+    import numpy as np  # noqa: PLC0415 - see above
+
+    return _Constants(
+        mix1=np.uint64(0xFF51AFD7ED558CCD),
+        mix2=np.uint64(0xC4CEB9FE1A85EC53),
+        shift33=np.uint64(33),
+        powers=np.array(
+            [pow(_FOLD, ROWS_PER_BAND - 1 - row, 2**64) for row in range(ROWS_PER_BAND)],
+            dtype=np.uint64,
+        ),
+        band_fold=np.uint64(pow(_FOLD, ROWS_PER_BAND, 2**64)),
+    )
 
 
 @functools.lru_cache(maxsize=8)
 def _band_terms(bands: int) -> npt.NDArray[np.uint64]:
     """band·F⁴ for the bands 1 … `bands`: the same few counts come every time."""
-    terms = np.arange(1, bands + 1, dtype=np.uint64) * _BAND_FOLD
+    import numpy as np  # noqa: PLC0415 - see above
+
+    terms = np.arange(1, bands + 1, dtype=np.uint64) * _constants().band_fold
     terms.flags.writeable = False
     return terms
 
 
 def band_keys(minhash: Sequence[int], lead: Sequence[int] = ()) -> tuple[int, ...]:
     """One key per whole band of the signature followed by the lead, in band order."""
+    import numpy as np  # noqa: PLC0415 - see above
+
     return band_keys_of(np.array((*minhash, *lead), dtype=np.uint64))
 
 
@@ -51,15 +72,18 @@ def band_keys_of(values: npt.NDArray[np.unsignedinteger[Any]]) -> tuple[int, ...
     bands = len(values) // ROWS_PER_BAND
     if not bands:
         return ()
+    import numpy as np  # noqa: PLC0415 - see above
+
+    c = _constants()
     rows = values[: bands * ROWS_PER_BAND].reshape(bands, ROWS_PER_BAND).astype(np.uint64)
-    key = rows @ _POWERS  # wraps mod 2**64, as the fold does
+    key = rows @ c.powers  # wraps mod 2**64, as the fold does
     key += _band_terms(bands)
-    shifted = key >> _SHIFT33
+    shifted = key >> c.shift33
     key ^= shifted
-    key *= _MIX1
-    np.right_shift(key, _SHIFT33, out=shifted)
+    key *= c.mix1
+    np.right_shift(key, c.shift33, out=shifted)
     key ^= shifted
-    key *= _MIX2
-    np.right_shift(key, _SHIFT33, out=shifted)
+    key *= c.mix2
+    np.right_shift(key, c.shift33, out=shifted)
     key ^= shifted
     return tuple(key.view(np.int64).tolist())

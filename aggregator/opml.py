@@ -10,11 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-
-from lxml import etree
+from typing import TYPE_CHECKING
 
 from aggregator.errors import AggregatorError
 from aggregator.urls import is_web_url
+
+if TYPE_CHECKING:  # lxml is imported by the functions that read or write OPML: every command
+    # of the CLI imports this module, and `run` or `status` need no XML.
+    from lxml import etree
 
 # Types readers give feed outlines; others (FreshRSS "HTML+XPath", "link", "include") are not
 # feeds we can poll as they are.
@@ -65,7 +68,8 @@ def _walk(
     parent: etree._Element, folders: tuple[str, ...]
 ) -> Iterator[tuple[etree._Element, tuple[str, ...]]]:
     for outline in parent:
-        if not isinstance(outline.tag, str) or etree.QName(outline).localname != "outline":
+        # The local name: "{namespace}outline" is an outline too.
+        if not isinstance(outline.tag, str) or outline.tag.rpartition("}")[2] != "outline":
             continue
         if _attribute(outline, "xmlUrl"):
             yield outline, folders
@@ -77,6 +81,8 @@ def _walk(
 def read_opml(data: bytes, origin: str) -> OpmlFeeds:
     """Every feed outline of an OPML document, in order, with its folders and categories as
     tags. Raises OpmlError when the bytes are no OPML at all."""
+    from lxml import etree  # noqa: PLC0415 - see the import block
+
     parser = etree.XMLParser(
         resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False, recover=True
     )
@@ -125,6 +131,8 @@ def source_name(title: str, taken: set[str]) -> str:
 def write_opml(title: str, feeds: Sequence[Subscription]) -> bytes:
     """OPML 2.0: one folder per first tag, every tag also in `category`, so that reading the
     file back gives each feed its tags in the same order."""
+    from lxml import etree  # noqa: PLC0415 - see the import block
+
     root = etree.Element("opml", {"version": "2.0"})
     head = etree.SubElement(root, "head")
     etree.SubElement(head, "title").text = title
