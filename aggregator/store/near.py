@@ -19,32 +19,26 @@ from __future__ import annotations
 
 import struct
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.engine import Connection
 
 from aggregator.lsh import band_keys
 from aggregator.models import Article, NearCandidate
-from aggregator.store.engine import driver_sql, execute_many
+from aggregator.store.plain import Plain, chunks, marks
 from aggregator.store.rows import article_from_row
 from aggregator.store.tables import ARTICLE, ARTICLE_NEAR, ARTICLE_TAG, TAG
 
-# Bound parameters per IN list (as in writes.py).
-CHUNK = 500
-
-T = TypeVar("T")
-
+_INSERT_NEAR = (
+    "INSERT INTO article_near (article_id, published, shingles, minhash, lead_minhash) VALUES "
+)
+_ROWS_PER_INSERT = 100  # 500 bound parameters
 _INSERT_BAND = "INSERT INTO article_band (band_key, article_seq) VALUES (?, ?)"
 _DELETE_BAND = "DELETE FROM article_band WHERE band_key = ? AND article_seq = ?"
 _BAND_LOOKUP = "SELECT article_seq, band_key FROM article_band WHERE band_key IN "
-
-
-def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def pack(minhash: Sequence[int]) -> bytes:
@@ -71,7 +65,7 @@ def save(
     """
     previous: dict[str, Any] = {}
     asked = [article.id for article in articles if known is None or article.id in known]
-    for chunk in _chunks(asked):
+    for chunk in chunks(asked):
         query = select(ARTICLE_NEAR).where(ARTICLE_NEAR.c.article_id.in_(chunk))
         previous.update((row.article_id, row) for row in connection.execute(query))
     stale: list[Any] = []
@@ -102,33 +96,30 @@ def _remove(connection: Connection, rows: Sequence[Any]) -> None:
         for row in rows
         for key in set(band_keys(unpack(row.minhash), unpack(row.lead_minhash)))
     ]
-    execute_many(connection, _DELETE_BAND, bands)
-    for chunk in _chunks([row.seq for row in rows]):
+    Plain(connection).many(_DELETE_BAND, bands)
+    for chunk in chunks([row.seq for row in rows]):
         connection.execute(delete(ARTICLE_NEAR).where(ARTICLE_NEAR.c.seq.in_(chunk)))
 
 
 def _add(connection: Connection, articles: Sequence[Article]) -> None:
-    connection.execute(
-        insert(ARTICLE_NEAR),
-        [
-            {
-                "article_id": article.id,
-                "published": article.published,
-                "shingles": article.shingles,
-                "minhash": pack(article.minhash),
-                "lead_minhash": pack(article.lead_minhash),
-            }
-            for article in articles
-        ],
-    )
+    plain = Plain(connection)
     seqs: dict[str, int] = {}
-    for chunk in _chunks([article.id for article in articles]):
-        query = select(ARTICLE_NEAR.c.article_id, ARTICLE_NEAR.c.seq).where(
-            ARTICLE_NEAR.c.article_id.in_(chunk)
-        )
-        seqs.update((row.article_id, row.seq) for row in connection.execute(query))
+    # Several rows per INSERT, RETURNING the seqs they were given: no second query for them.
+    for chunk in chunks(articles, _ROWS_PER_INSERT):
+        values = [
+            (
+                article.id,
+                plain.time(article.published),
+                article.shingles,
+                pack(article.minhash),
+                pack(article.lead_minhash),
+            )
+            for article in chunk
+        ]
+        statement = _INSERT_NEAR + ",".join([marks(5)] * len(values)) + " RETURNING article_id, seq"
+        seqs.update(plain.rows(statement, [value for row in values for value in row]))
     bands = [(key, seqs[article.id]) for article in articles for key in article_keys(article)]
-    execute_many(connection, _INSERT_BAND, bands)
+    plain.many(_INSERT_BAND, bands)
 
 
 _REPRESENTATIVE = ARTICLE.alias("representative")
@@ -169,16 +160,16 @@ def candidates(
         for key in article_keys(article):
             asking[key].append(article)
     matched: dict[int, set[int]] = defaultdict(set)  # article_seq -> band keys it shares
-    for chunk in _chunks(list(asking)):
-        lookup = _BAND_LOOKUP + "(" + ",".join("?" * len(chunk)) + ")"
-        for seq, key in connection.exec_driver_sql(driver_sql(connection, lookup), tuple(chunk)):
+    plain = Plain(connection)
+    for chunk in chunks(list(asking)):
+        for seq, key in plain.rows(_BAND_LOOKUP + marks(len(chunk)), chunk):
             matched[seq].add(key)
     if not matched:
         return {}
     dates = [article.published for article in articles]
     window_of_all = {"low": min(dates) - window, "high": max(dates) + window}
     found: dict[str, dict[int, NearCandidate]] = defaultdict(dict)
-    for chunk in _chunks(sorted(matched)):
+    for chunk in chunks(sorted(matched)):
         for row in connection.execute(_CANDIDATES, {"seqs": chunk, **window_of_all}):
             candidate = NearCandidate(
                 article_id=row.article_id,
@@ -219,7 +210,7 @@ def shared_clusters(connection: Connection, limit: int) -> list[tuple[Article, .
     )
     cluster_ids: list[str] = list(connection.execute(query).scalars())
     members: dict[str, list[tuple[Any, Article]]] = defaultdict(list)
-    for chunk in _chunks(cluster_ids):
+    for chunk in chunks(cluster_ids):
         tags: dict[str, list[str]] = defaultdict(list)
         tag_query = (
             select(ARTICLE_TAG.c.article_id, TAG.c.name)

@@ -11,9 +11,9 @@ from sqlalchemy import bindparam, distinct, func, literal_column, select, union_
 from sqlalchemy.engine import Connection
 
 from aggregator.models import Article, DailyCounts, SourceState, TagSummary
+from aggregator.store.plain import chunks
 from aggregator.store.rows import article_from_row, state_from_row, url_hash
 from aggregator.store.tables import ARTICLE, ARTICLE_TAG, SOURCE_STATE, TAG
-from aggregator.store.writes import chunks
 
 _REPRESENTATIVE = ARTICLE.alias("representative")
 
