@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from aggregator.lsh import band_keys
 from aggregator.models import Article, NearCandidate
+from aggregator.store.bands import PendingBands, insert_bands
 from aggregator.store.plain import Plain, chunks, marks
 from aggregator.store.rows import article_from_row
 from aggregator.store.tables import ARTICLE, ARTICLE_NEAR, ARTICLE_TAG, TAG
@@ -36,7 +37,6 @@ _INSERT_NEAR = (
     "INSERT INTO article_near (article_id, published, shingles, minhash, lead_minhash) VALUES "
 )
 _ROWS_PER_INSERT = 100  # 500 bound parameters
-_INSERT_BAND = "INSERT INTO article_band (band_key, article_seq) VALUES (?, ?)"
 _DELETE_BAND = "DELETE FROM article_band WHERE band_key = ? AND article_seq = ?"
 _BAND_LOOKUP = "SELECT article_seq, band_key FROM article_band WHERE band_key IN "
 
@@ -55,13 +55,17 @@ def article_keys(article: Article) -> set[int]:
 
 
 def save(
-    connection: Connection, articles: Sequence[Article], known: Collection[str] | None = None
+    connection: Connection,
+    articles: Sequence[Article],
+    known: Collection[str] | None = None,
+    pending: PendingBands | None = None,
 ) -> None:
     """Index new and changed articles (inside save_articles' transaction).
 
     An article whose signature and date did not change keeps its rows; one whose text changed
     gets new ones; one whose text became too short to compare leaves the index. `known`: the
-    ids that may be indexed already (None: any); a new article needs no lookup.
+    ids that may be indexed already (None: any); a new article needs no lookup. `pending`: the
+    transaction's held band rows (store/bands.py); None inserts them at once.
     """
     previous: dict[str, Any] = {}
     asked = [article.id for article in articles if known is None or article.id in known]
@@ -85,23 +89,25 @@ def save(
         if article.minhash:
             fresh.append(article)
     if stale:
-        _remove(connection, stale)
+        _remove(connection, stale, pending)
     if fresh:
-        _add(connection, fresh)
+        _add(connection, fresh, pending)
 
 
-def _remove(connection: Connection, rows: Sequence[Any]) -> None:
+def _remove(connection: Connection, rows: Sequence[Any], pending: PendingBands | None) -> None:
     bands = [
         (key, row.seq)
         for row in rows
         for key in set(band_keys(unpack(row.minhash), unpack(row.lead_minhash)))
     ]
     Plain(connection).many(_DELETE_BAND, bands)
+    if pending is not None:
+        pending.discard(bands)
     for chunk in chunks([row.seq for row in rows]):
         connection.execute(delete(ARTICLE_NEAR).where(ARTICLE_NEAR.c.seq.in_(chunk)))
 
 
-def _add(connection: Connection, articles: Sequence[Article]) -> None:
+def _add(connection: Connection, articles: Sequence[Article], pending: PendingBands | None) -> None:
     plain = Plain(connection)
     seqs: dict[str, int] = {}
     # Several rows per INSERT, RETURNING the seqs they were given: no second query for them.
@@ -119,7 +125,10 @@ def _add(connection: Connection, articles: Sequence[Article]) -> None:
         statement = _INSERT_NEAR + ",".join([marks(5)] * len(values)) + " RETURNING article_id, seq"
         seqs.update(plain.rows(statement, [value for row in values for value in row]))
     bands = [(key, seqs[article.id]) for article in articles for key in article_keys(article)]
-    plain.many(_INSERT_BAND, bands)
+    if pending is None:
+        insert_bands(connection, bands)
+    else:
+        pending.add(bands)
 
 
 _REPRESENTATIVE = ARTICLE.alias("representative")
@@ -146,7 +155,10 @@ _CANDIDATES = (
 
 
 def candidates(
-    connection: Connection, articles: Sequence[Article], window: timedelta
+    connection: Connection,
+    articles: Sequence[Article],
+    window: timedelta,
+    pending: PendingBands | None = None,
 ) -> dict[str, list[NearCandidate]]:
     """Stored articles sharing a band with each article and published within `window` of it,
     the article itself excepted; keyed by article id, articles without candidates left out.
@@ -154,6 +166,7 @@ def candidates(
     Two steps: the band keys alone first (a primary-key range each, written as plain SQL: a
     new story, the common case, finds nothing and costs no more than that), then the few
     articles they name, with the keys each matched, so no signature is banded again here.
+    `pending`: band rows this transaction saved but holds back (store/bands.py).
     """
     asking: dict[int, list[Article]] = defaultdict(list)
     for article in articles:
@@ -164,6 +177,8 @@ def candidates(
     for chunk in chunks(list(asking)):
         for seq, key in plain.rows(_BAND_LOOKUP + marks(len(chunk)), chunk):
             matched[seq].add(key)
+    for seq, key in pending.matches(asking) if pending is not None else ():
+        matched[seq].add(key)
     if not matched:
         return {}
     dates = [article.published for article in articles]

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from aggregator.models import Article, SourceState
 from aggregator.store import near
+from aggregator.store.bands import PendingBands
 from aggregator.store.plain import Plain, chunks, marks, time_columns, upsert
 from aggregator.store.rows import STATE_FIELDS, article_values, signature
 from aggregator.store.tables import ARTICLE, SOURCE_STATE
@@ -61,8 +62,13 @@ class SaveResult:
 
 
 def save_articles(
-    connection: Connection, articles: Sequence[Article], state: SourceState, now: datetime
+    connection: Connection,
+    articles: Sequence[Article],
+    state: SourceState,
+    now: datetime,
+    pending: PendingBands | None = None,
 ) -> SaveResult:
+    """`pending`: where the transaction holds its band rows until it ends (store/bands.py)."""
     plain = Plain(connection)
     _lock_source(plain, state.name)
     # One INSERT may not touch a row twice (PostgreSQL refuses): the first copy of an id wins.
@@ -89,7 +95,7 @@ def save_articles(
         touched = _replace_tags(plain, saved, changed)
         touched |= _story_tags(plain, saved)
         # The near-duplicate index (store/near.py) follows the articles in the same transaction.
-        near.save(connection, saved, known=set(changed))
+        near.save(connection, saved, known=set(changed), pending=pending)
     # Only this transaction knows how many were new; the caller's state cannot.
     _save_state(plain, replace(state, new_items=len(new)))
     return SaveResult(new=tuple(new), changed=tuple(changed), touched_tags=frozenset(touched))
