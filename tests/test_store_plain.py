@@ -14,6 +14,7 @@ from aggregator.config import Config
 from aggregator.models import Article
 from aggregator.pipeline.cluster import cluster
 from aggregator.store import Store
+from aggregator.store.bands import PendingBands
 from aggregator.store.engine import write_transaction
 from aggregator.store.near import pack
 from aggregator.store.rows import article_values, state_values
@@ -139,3 +140,15 @@ def test_find_clusters_keeps_the_oldest_story_for_links_and_texts(store: Store) 
     with store.transaction() as transaction:
         found = transaction.find_clusters(["https://example.org/x", "https://no.example"], ["h"])
     assert found == {"https://example.org/x": old.id, "h": old.id}
+
+
+def test_pending_bands_keep_every_row_of_a_shared_key() -> None:
+    pending = PendingBands()
+    pending.add([(1, 10), (2, 10), (3, 10)])
+    pending.add([(2, 11), (4, 11), (2, 12)])  # key 2 shared by three articles
+    pending.add([(5, 13), (5, 14)])  # and within one batch
+    assert sorted(pending.matches([2, 5, 9])) == [(10, 2), (11, 2), (12, 2), (13, 5), (14, 5)]
+    pending.discard([(2, 10), (3, 10), (7, 99)])
+    assert sorted(pending.matches([1, 2, 3])) == [(10, 1), (11, 2), (12, 2)]
+    pending.add([(3, 10)])  # the seq comes back (SQLite may reuse the largest one)
+    assert pending.matches([3]) == [(10, 3)]

@@ -11,8 +11,7 @@ before the commit.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy.engine import Connection
 
@@ -27,32 +26,54 @@ def insert_bands(connection: Connection, rows: Iterable[tuple[int, int]]) -> Non
 
 
 class PendingBands:
-    """Band rows saved in this transaction and not inserted yet, by band key."""
+    """Band rows saved in this transaction and not inserted yet.
 
-    __slots__ = ("_seqs",)
+    Tens of thousands of rows per transaction, so the common case stays in C: a key no held
+    row has yet (nearly all of them) goes into one dict in bulk; only a key several articles
+    share takes the slow path.
+    """
+
+    __slots__ = ("_more", "_rows", "_seq")
 
     def __init__(self) -> None:
-        self._seqs: defaultdict[int, set[int]] = defaultdict(set)  # band key -> article seqs
+        self._rows: list[tuple[int, int]] = []  # (band_key, article_seq), as inserted
+        self._seq: dict[int, int] = {}  # band key -> the seq of the first held row with it
+        self._more: dict[int, list[int]] = {}  # band key -> the seqs of the other rows with it
 
-    def add(self, rows: Iterable[tuple[int, int]]) -> None:
+    def add(self, rows: Sequence[tuple[int, int]]) -> None:
+        self._rows.extend(rows)
+        keys = [key for key, _ in rows]
+        if self._seq.keys().isdisjoint(keys) and len(set(keys)) == len(keys):
+            self._seq.update(rows)
+            return
         for key, seq in rows:
-            self._seqs[key].add(seq)
+            if key in self._seq:
+                self._more.setdefault(key, []).append(seq)
+            else:
+                self._seq[key] = seq
 
-    def discard(self, rows: Iterable[tuple[int, int]]) -> None:
-        """Forget rows of an index entry removed before the commit."""
-        for key, seq in rows:
-            seqs = self._seqs.get(key)
-            if seqs is not None:
-                seqs.discard(seq)
+    def discard(self, rows: Sequence[tuple[int, int]]) -> None:
+        """Forget rows of an index entry removed before the commit (rare: a changed article)."""
+        gone = set(rows)
+        if not gone.intersection(self._rows):
+            return
+        self._rows = [row for row in self._rows if row not in gone]
+        self._seq.clear()
+        self._more.clear()
+        kept, self._rows = self._rows, []
+        self.add(kept)
 
     def matches(self, keys: Iterable[int]) -> list[tuple[int, int]]:
         """(article_seq, band_key) of the held rows with these keys, as the lookup query gives
         them for inserted rows."""
-        seqs = self._seqs
-        return [(seq, key) for key in keys if key in seqs for seq in seqs[key]]
+        found = [(self._seq[key], key) for key in keys if key in self._seq]
+        if self._more:
+            found += [(seq, key) for _, key in found for seq in self._more.get(key, ())]
+        return found
 
     def flush(self, connection: Connection) -> None:
         """Insert every held row (inside the transaction, before its commit)."""
-        rows = [(key, seq) for key, seqs in self._seqs.items() for seq in seqs]
-        self._seqs.clear()
+        rows, self._rows = self._rows, []
+        self._seq.clear()
+        self._more.clear()
         insert_bands(connection, rows)

@@ -168,19 +168,23 @@ def candidates(
     articles they name, with the keys each matched, so no signature is banded again here.
     `pending`: band rows this transaction saved but holds back (store/bands.py).
     """
-    asking: dict[int, list[Article]] = defaultdict(list)
-    for article in articles:
-        for key in article_keys(article):
-            asking[key].append(article)
+    keys_of = [(article, article_keys(article)) for article in articles]
+    wanted = list(set().union(*(keys for _, keys in keys_of)))
     matched: dict[int, set[int]] = defaultdict(set)  # article_seq -> band keys it shares
     plain = Plain(connection)
-    for chunk in chunks(list(asking)):
+    for chunk in chunks(wanted):
         for seq, key in plain.rows(_BAND_LOOKUP + marks(len(chunk)), chunk):
             matched[seq].add(key)
-    for seq, key in pending.matches(asking) if pending is not None else ():
+    for seq, key in pending.matches(wanted) if pending is not None else ():
         matched[seq].add(key)
     if not matched:
         return {}
+    # Which articles asked for each matched key: built only now, for the few keys that hit.
+    hits = set().union(*matched.values())
+    asking: dict[int, list[Article]] = defaultdict(list)
+    for article, keys in keys_of:
+        for key in keys & hits:
+            asking[key].append(article)
     dates = [article.published for article in articles]
     window_of_all = {"low": min(dates) - window, "high": max(dates) + window}
     found: dict[str, dict[int, NearCandidate]] = defaultdict(dict)
