@@ -80,14 +80,15 @@ def save_articles(
     changed: list[str] = []
     rows: list[tuple[Any, ...]] = []
     for article in unique.values():
+        digest = signature(article)
         previous = known.get(article.id)
         if previous is None:
             new.append(article.id)
-        elif previous != signature(article):
+        elif previous != digest:
             changed.append(article.id)
         else:
             continue
-        rows.append(_article_row(plain, article, now))
+        rows.append(_article_row(plain, article, now, digest))
     touched: set[str] = set()
     if rows:
         plain.many(_UPSERT_ARTICLE, rows)
@@ -101,8 +102,8 @@ def save_articles(
     return SaveResult(new=tuple(new), changed=tuple(changed), touched_tags=frozenset(touched))
 
 
-def _article_row(plain: Plain, article: Article, now: datetime) -> tuple[Any, ...]:
-    values = article_values(article, first_seen=now)
+def _article_row(plain: Plain, article: Article, now: datetime, digest: str) -> tuple[Any, ...]:
+    values = article_values(article, first_seen=now, digest=digest)
     for name in _ARTICLE_TIMES:
         values[name] = plain.time(values[name])
     return tuple(values[name] for name in _ARTICLE_COLUMNS)
