@@ -20,10 +20,10 @@ from __future__ import annotations
 import struct
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from aggregator.lsh import band_keys
@@ -131,26 +131,15 @@ def _add(connection: Connection, articles: Sequence[Article], pending: PendingBa
         pending.add(bands)
 
 
-_REPRESENTATIVE = ARTICLE.alias("representative")
-# Built once: SQLAlchemy then reuses its compiled form, which matters at a few ms a query.
+# The stored articles behind matched band rows, with the age of their stories (first seen,
+# then published, of each cluster's first article).
 _CANDIDATES = (
-    select(
-        ARTICLE_NEAR.c.seq,
-        ARTICLE_NEAR.c.article_id,
-        ARTICLE_NEAR.c.published,
-        ARTICLE_NEAR.c.shingles,
-        ARTICLE_NEAR.c.minhash,
-        ARTICLE.c.source,
-        ARTICLE.c.cluster_id,
-        func.coalesce(_REPRESENTATIVE.c.first_seen, ARTICLE.c.first_seen).label("since"),
-        func.coalesce(_REPRESENTATIVE.c.published, ARTICLE.c.published).label("first"),
-    )
-    .join(ARTICLE, ARTICLE.c.id == ARTICLE_NEAR.c.article_id)
-    .outerjoin(_REPRESENTATIVE, _REPRESENTATIVE.c.id == ARTICLE.c.cluster_id)
-    .where(
-        ARTICLE_NEAR.c.seq.in_(bindparam("seqs", expanding=True)),
-        ARTICLE_NEAR.c.published.between(bindparam("low"), bindparam("high")),
-    )
+    "SELECT article_near.seq, article_near.article_id, article_near.published,"
+    " article_near.shingles, article_near.minhash, article.source, article.cluster_id,"
+    " coalesce(story.first_seen, article.first_seen), coalesce(story.published, article.published)"
+    " FROM article_near JOIN article ON article.id = article_near.article_id"
+    " LEFT JOIN article AS story ON story.id = article.cluster_id"
+    " WHERE article_near.published BETWEEN ? AND ? AND article_near.seq IN "
 )
 
 
@@ -186,33 +175,39 @@ def candidates(
         for key in keys & hits:
             asking[key].append(article)
     dates = [article.published for article in articles]
-    window_of_all = {"low": min(dates) - window, "high": max(dates) + window}
+    window_of_all = [plain.time(min(dates) - window), plain.time(max(dates) + window)]
     found: dict[str, dict[int, NearCandidate]] = defaultdict(dict)
     for chunk in chunks(sorted(matched)):
-        for row in connection.execute(_CANDIDATES, {"seqs": chunk, **window_of_all}):
+        query = _CANDIDATES + marks(len(chunk))
+        for (
+            seq,
+            article_id,
+            published,
+            shingles,
+            minhash,
+            source,
+            cluster_id,
+            since,
+            first,
+        ) in plain.rows(query, [*window_of_all, *chunk]):
             candidate = NearCandidate(
-                article_id=row.article_id,
-                source=row.source,
-                published=row.published,
-                minhash=unpack(row.minhash),
-                shingles=row.shingles,
-                cluster_id=row.cluster_id,
-                cluster_first_seen=_aware(row.since),
-                cluster_published=_aware(row.first),
+                article_id=article_id,
+                source=source,
+                published=plain.read_time(published),
+                minhash=unpack(minhash),
+                shingles=shingles,
+                cluster_id=cluster_id,
+                cluster_first_seen=plain.read_time(since),
+                cluster_published=plain.read_time(first),
             )
-            proposed = {id(a): a for key in matched[row.seq] for a in asking[key]}
+            proposed = {id(a): a for key in matched[seq] for a in asking[key]}
             for article in proposed.values():
                 close = abs(candidate.published - article.published) <= window
                 if close and candidate.article_id != article.id:
-                    found[article.id][row.seq] = candidate
+                    found[article.id][seq] = candidate
     return {
         article_id: [by_seq[seq] for seq in sorted(by_seq)] for article_id, by_seq in found.items()
     }
-
-
-def _aware(moment: datetime) -> datetime:
-    # coalesce() loses the column type, so SQLite hands back its naive UTC text as a datetime.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def shared_clusters(connection: Connection, limit: int) -> list[tuple[Article, ...]]:

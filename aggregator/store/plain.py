@@ -129,3 +129,11 @@ class Plain:
             raise ValueError(f"naive datetime {moment.isoformat()}: the store needs aware ones")
         utc = moment.astimezone(UTC)
         return utc.replace(tzinfo=None).isoformat(" ", "microseconds") if self.sqlite else utc
+
+    def read_time(self, value: Any) -> datetime:
+        """A time read back as UTCDateTime reads it: aware, in UTC. SQLite hands back its naive
+        UTC text; PostgreSQL an aware datetime."""
+        if isinstance(value, str):
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        moment: datetime = value
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
