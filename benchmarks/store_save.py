@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/store_save.py --keep /tmp/s.db     # build the 50k store once...
     .venv/bin/python benchmarks/store_save.py --reuse /tmp/s.db    # ...measure it again
     .venv/bin/python benchmarks/store_save.py --profile /tmp/save.prof
+    .venv/bin/python benchmarks/store_save.py --stored 0 --url postgresql+psycopg://...  # empty
 
 A real SQLite file migrated by the Store, filled the way a pass fills it: sources of 20 new
 articles each, `--group` sources per transaction (pipeline/writer.py's group commit), each
@@ -15,9 +16,11 @@ Chinese or Latin-script, 128 + 32 MinHash values, 40 band keys), 2-3 tags each, 
 text), so clusters are joined and story tags looked up as in real feeds.
 
 Printed per phase, ms per article: the store's lookups (find_clusters + near_candidates), the
-saves (save_articles), and the commits; article generation and assign_clusters are not
-counted. Phases: an empty store, a re-save of the same sources with nothing changed, and a
-store already holding `--stored` articles.
+saves (save_articles), the commits (with what a transaction writes at its end: the LSH band
+rows it held back), their total, and the CPU time the thread spent on them (the machine is
+shared: the wall times swing with its load, the CPU time much less). Article generation and
+assign_clusters are not counted. Phases: an empty store, a re-save of the same sources with
+nothing changed, and a store already holding `--stored` articles.
 """
 
 from __future__ import annotations
@@ -228,6 +231,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the filled store at this path")
     parser.add_argument("--reuse", type=Path, help="a store --keep built: skip to the last phase")
     parser.add_argument("--profile", type=Path, help="cProfile the measured phases to this file")
+    parser.add_argument("--url", help="an empty store to use instead (e.g. a PostgreSQL schema)")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="store_save-"))
@@ -241,7 +245,7 @@ def main() -> None:
             generator.sources = kept.article_count() // PER_SOURCE + 1
             generator.stored = kept.articles_page(None, "", 2000)  # stories to copy
             kept.close()
-        store = Store(f"sqlite:///{path}")
+        store = Store(args.url or f"sqlite:///{path}")
         store.migrate()
 
         def measure(phase: Phase, batches: Iterator[list[list[Article]]]) -> None:

@@ -39,6 +39,9 @@ _INSERT_NEAR = (
 _ROWS_PER_INSERT = 100  # 500 bound parameters
 _DELETE_BAND = "DELETE FROM article_band WHERE band_key = ? AND article_seq = ?"
 _BAND_LOOKUP = "SELECT article_seq, band_key FROM article_band WHERE band_key IN "
+_BAND_LOOKUP_ANY = (
+    "SELECT article_seq, band_key FROM article_band WHERE band_key = ANY(?::bigint[])"
+)
 
 
 def pack(minhash: Sequence[int]) -> bytes:
@@ -161,8 +164,12 @@ def candidates(
     wanted = list(set().union(*(keys for _, keys in keys_of)))
     matched: dict[int, set[int]] = defaultdict(set)  # article_seq -> band keys it shares
     plain = Plain(connection)
-    for chunk in chunks(wanted):
-        for seq, key in plain.rows(_BAND_LOOKUP + marks(len(chunk)), chunk):
+    if plain.sqlite:
+        for chunk in chunks(wanted):
+            for seq, key in plain.rows(_BAND_LOOKUP + marks(len(chunk)), chunk):
+                matched[seq].add(key)
+    elif wanted:  # one array: PostgreSQL plans an IN list of 800 values slowly
+        for seq, key in plain.rows(_BAND_LOOKUP_ANY, (wanted,)):
             matched[seq].add(key)
     for seq, key in pending.matches(wanted) if pending is not None else ():
         matched[seq].add(key)
