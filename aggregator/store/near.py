@@ -185,28 +185,8 @@ def candidates(
     window_of_all = [plain.time(min(dates) - window), plain.time(max(dates) + window)]
     found: dict[str, dict[int, NearCandidate]] = defaultdict(dict)
     for chunk in chunks(sorted(matched)):
-        query = _CANDIDATES + marks(len(chunk))
-        for (
-            seq,
-            article_id,
-            published,
-            shingles,
-            minhash,
-            source,
-            cluster_id,
-            since,
-            first,
-        ) in plain.rows(query, [*window_of_all, *chunk]):
-            candidate = NearCandidate(
-                article_id=article_id,
-                source=source,
-                published=plain.read_time(published),
-                minhash=unpack(minhash),
-                shingles=shingles,
-                cluster_id=cluster_id,
-                cluster_first_seen=plain.read_time(since),
-                cluster_published=plain.read_time(first),
-            )
+        for row in plain.rows(_CANDIDATES + marks(len(chunk)), [*window_of_all, *chunk]):
+            seq, candidate = _candidate(plain, row)
             proposed = {id(a): a for key in matched[seq] for a in asking[key]}
             for article in proposed.values():
                 close = abs(candidate.published - article.published) <= window
@@ -215,6 +195,20 @@ def candidates(
     return {
         article_id: [by_seq[seq] for seq in sorted(by_seq)] for article_id, by_seq in found.items()
     }
+
+
+def _candidate(plain: Plain, row: Sequence[Any]) -> tuple[int, NearCandidate]:
+    seq, article_id, published, shingles, minhash, source, cluster_id, since, first = row
+    return seq, NearCandidate(
+        article_id=article_id,
+        source=source,
+        published=plain.read_time(published),
+        minhash=unpack(minhash),
+        shingles=shingles,
+        cluster_id=cluster_id,
+        cluster_first_seen=plain.read_time(since),
+        cluster_published=plain.read_time(first),
+    )
 
 
 def shared_clusters(connection: Connection, limit: int) -> list[tuple[Article, ...]]:

@@ -2,11 +2,11 @@
 
 SQLAlchemy Core builds, compiles and binds every statement through its type system; for the
 dozen small statements a source's save runs, that cost more than the database's own work.
-The statements here are written once as text with `?` placeholders and handed to the driver
-(through Connection.exec_driver_sql, so errors still surface as SQLAlchemy's and transactions
-stay SQLAlchemy's). Values are bound as the Core types of tables.py would bind them, so a row
-written here reads back through Core exactly as one written there: times as UTCDateTime
-stores them (naive UTC text on SQLite, aware UTC on PostgreSQL).
+The statements here are written once as text with `?` placeholders and handed to the driver's
+own cursor, inside the SQLAlchemy connection's transaction. Values are bound as the Core types
+of tables.py would bind them, so a row written here reads back through Core exactly as one
+written there: times as UTCDateTime stores them (naive UTC text on SQLite, aware UTC on
+PostgreSQL).
 """
 
 from __future__ import annotations
