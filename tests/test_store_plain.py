@@ -105,6 +105,11 @@ def test_held_band_rows_are_seen_within_the_transaction(store: Store, store_url:
     assert _index_rows(store_url) == (2, 2 * BANDS_PER_ARTICLE)
     found = store.near_candidates([replace(copy, id="other")], timedelta(days=7))
     assert {c.article_id for c in found["other"]} == {first.id, copy.id}
+    for candidate in found["other"]:  # times as UTCDateTime reads them: aware, in UTC
+        for moment in (candidate.published, candidate.cluster_published):
+            assert moment.tzinfo == UTC
+        assert candidate.cluster_first_seen.tzinfo == UTC
+        assert candidate.cluster_published == first.published
 
 
 def test_an_article_changed_twice_in_one_transaction_keeps_only_its_last_bands(
