@@ -109,7 +109,9 @@ class Store:
     def transaction(self, what: str = "saving") -> Iterator[StoreTransaction]:
         """One write transaction for several saves: all of them commit, or none does."""
         with self._writing(what) as conn:
-            yield StoreTransaction(conn)
+            transaction = StoreTransaction(conn)
+            yield transaction
+            transaction.finish()
 
     def find_clusters(
         self, canonical_urls: Collection[str], content_hashes: Collection[str]

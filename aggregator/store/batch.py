@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from aggregator.models import Article, NearCandidate, SourceState
 from aggregator.store import near, reads, writes
+from aggregator.store.bands import PendingBands
 from aggregator.store.writes import SaveResult
 
 
@@ -22,6 +23,8 @@ class StoreTransaction:
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+        # The LSH band rows of every save here, inserted at the end (store/bands.py).
+        self._bands = PendingBands()
 
     def find_clusters(
         self, canonical_urls: Collection[str], content_hashes: Collection[str]
@@ -35,7 +38,7 @@ class StoreTransaction:
         """Per article id: the stored articles its MinHash shares an LSH band with, published
         within `window` of it (itself excepted). Articles without a signature get none."""
         signed = [article for article in articles if article.minhash]
-        return near.candidates(self._connection, signed, window) if signed else {}
+        return near.candidates(self._connection, signed, window, self._bands) if signed else {}
 
     def save_articles(
         self, source: str, articles: Sequence[Article], state: SourceState
@@ -46,7 +49,12 @@ class StoreTransaction:
             raise ValueError(
                 f"save_articles({source!r}) got articles of {strangers} and state {state.name!r}"
             )
-        return writes.save_articles(self._connection, articles, state, datetime.now(UTC))
+        now = datetime.now(UTC)
+        return writes.save_articles(self._connection, articles, state, now, self._bands)
 
     def save_state(self, state: SourceState) -> None:
         writes.save_state(self._connection, state)
+
+    def finish(self) -> None:
+        """Write what the saves held back; Store.transaction calls it just before the commit."""
+        self._bands.flush(self._connection)

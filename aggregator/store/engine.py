@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -110,20 +110,3 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
             connection.execution_options(isolation_level="REPEATABLE READ")
         with connection.begin():
             yield connection
-
-
-def execute_many(connection: Connection, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """A plain SQL statement with `?` placeholders run once per row by the driver itself.
-
-    For the hot inserts of a pass (forty LSH band rows an article): SQLAlchemy's executemany
-    binds every row through its compiler, several times slower than the driver's own loop.
-    """
-    if rows:
-        connection.exec_driver_sql(driver_sql(connection, statement), list(rows))
-
-
-def driver_sql(connection: Connection, statement: str) -> str:
-    """A statement written with `?` placeholders in the driver's own paramstyle."""
-    if connection.dialect.paramstyle == "qmark":
-        return statement
-    return statement.replace("?", "%s")  # psycopg: format / pyformat

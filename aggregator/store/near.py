@@ -19,32 +19,29 @@ from __future__ import annotations
 
 import struct
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from collections.abc import Collection, Sequence
+from datetime import UTC, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from aggregator.lsh import band_keys
 from aggregator.models import Article, NearCandidate
-from aggregator.store.engine import driver_sql, execute_many
+from aggregator.store.bands import PendingBands, insert_bands
+from aggregator.store.plain import Plain, chunks, marks
 from aggregator.store.rows import article_from_row
 from aggregator.store.tables import ARTICLE, ARTICLE_NEAR, ARTICLE_TAG, TAG
 
-# Bound parameters per IN list (as in writes.py).
-CHUNK = 500
-
-T = TypeVar("T")
-
-_INSERT_BAND = "INSERT INTO article_band (band_key, article_seq) VALUES (?, ?)"
+_INSERT_NEAR = (
+    "INSERT INTO article_near (article_id, published, shingles, minhash, lead_minhash) VALUES "
+)
+_ROWS_PER_INSERT = 100  # 500 bound parameters
 _DELETE_BAND = "DELETE FROM article_band WHERE band_key = ? AND article_seq = ?"
 _BAND_LOOKUP = "SELECT article_seq, band_key FROM article_band WHERE band_key IN "
-
-
-def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+_BAND_LOOKUP_ANY = (
+    "SELECT article_seq, band_key FROM article_band WHERE band_key = ANY(?::bigint[])"
+)
 
 
 def pack(minhash: Sequence[int]) -> bytes:
@@ -61,17 +58,21 @@ def article_keys(article: Article) -> set[int]:
 
 
 def save(
-    connection: Connection, articles: Sequence[Article], known: Collection[str] | None = None
+    connection: Connection,
+    articles: Sequence[Article],
+    known: Collection[str] | None = None,
+    pending: PendingBands | None = None,
 ) -> None:
     """Index new and changed articles (inside save_articles' transaction).
 
     An article whose signature and date did not change keeps its rows; one whose text changed
     gets new ones; one whose text became too short to compare leaves the index. `known`: the
-    ids that may be indexed already (None: any); a new article needs no lookup.
+    ids that may be indexed already (None: any); a new article needs no lookup. `pending`: the
+    transaction's held band rows (store/bands.py); None inserts them at once.
     """
     previous: dict[str, Any] = {}
     asked = [article.id for article in articles if known is None or article.id in known]
-    for chunk in _chunks(asked):
+    for chunk in chunks(asked):
         query = select(ARTICLE_NEAR).where(ARTICLE_NEAR.c.article_id.in_(chunk))
         previous.update((row.article_id, row) for row in connection.execute(query))
     stale: list[Any] = []
@@ -91,71 +92,65 @@ def save(
         if article.minhash:
             fresh.append(article)
     if stale:
-        _remove(connection, stale)
+        _remove(connection, stale, pending)
     if fresh:
-        _add(connection, fresh)
+        _add(connection, fresh, pending)
 
 
-def _remove(connection: Connection, rows: Sequence[Any]) -> None:
+def _remove(connection: Connection, rows: Sequence[Any], pending: PendingBands | None) -> None:
     bands = [
         (key, row.seq)
         for row in rows
         for key in set(band_keys(unpack(row.minhash), unpack(row.lead_minhash)))
     ]
-    execute_many(connection, _DELETE_BAND, bands)
-    for chunk in _chunks([row.seq for row in rows]):
+    Plain(connection).many(_DELETE_BAND, bands)
+    if pending is not None:
+        pending.discard(bands)
+    for chunk in chunks([row.seq for row in rows]):
         connection.execute(delete(ARTICLE_NEAR).where(ARTICLE_NEAR.c.seq.in_(chunk)))
 
 
-def _add(connection: Connection, articles: Sequence[Article]) -> None:
-    connection.execute(
-        insert(ARTICLE_NEAR),
-        [
-            {
-                "article_id": article.id,
-                "published": article.published,
-                "shingles": article.shingles,
-                "minhash": pack(article.minhash),
-                "lead_minhash": pack(article.lead_minhash),
-            }
-            for article in articles
-        ],
-    )
+def _add(connection: Connection, articles: Sequence[Article], pending: PendingBands | None) -> None:
+    plain = Plain(connection)
     seqs: dict[str, int] = {}
-    for chunk in _chunks([article.id for article in articles]):
-        query = select(ARTICLE_NEAR.c.article_id, ARTICLE_NEAR.c.seq).where(
-            ARTICLE_NEAR.c.article_id.in_(chunk)
-        )
-        seqs.update((row.article_id, row.seq) for row in connection.execute(query))
+    # Several rows per INSERT, RETURNING the seqs they were given: no second query for them.
+    for chunk in chunks(articles, _ROWS_PER_INSERT):
+        values = [
+            (
+                article.id,
+                plain.time(article.published),
+                article.shingles,
+                pack(article.minhash),
+                pack(article.lead_minhash),
+            )
+            for article in chunk
+        ]
+        statement = _INSERT_NEAR + ",".join([marks(5)] * len(values)) + " RETURNING article_id, seq"
+        seqs.update(plain.rows(statement, [value for row in values for value in row]))
     bands = [(key, seqs[article.id]) for article in articles for key in article_keys(article)]
-    execute_many(connection, _INSERT_BAND, bands)
+    if pending is None:
+        insert_bands(connection, bands)
+    else:
+        pending.add(bands)
 
 
-_REPRESENTATIVE = ARTICLE.alias("representative")
-# Built once: SQLAlchemy then reuses its compiled form, which matters at a few ms a query.
+# The stored articles behind matched band rows, with the age of their stories (first seen,
+# then published, of each cluster's first article).
 _CANDIDATES = (
-    select(
-        ARTICLE_NEAR.c.seq,
-        ARTICLE_NEAR.c.article_id,
-        ARTICLE_NEAR.c.published,
-        ARTICLE_NEAR.c.shingles,
-        ARTICLE_NEAR.c.minhash,
-        ARTICLE.c.source,
-        ARTICLE.c.cluster_id,
-        func.coalesce(_REPRESENTATIVE.c.first_seen, ARTICLE.c.first_seen).label("since"),
-        func.coalesce(_REPRESENTATIVE.c.published, ARTICLE.c.published).label("first"),
-    )
-    .join(ARTICLE, ARTICLE.c.id == ARTICLE_NEAR.c.article_id)
-    .outerjoin(_REPRESENTATIVE, _REPRESENTATIVE.c.id == ARTICLE.c.cluster_id)
-    .where(
-        ARTICLE_NEAR.c.seq.in_(bindparam("seqs", expanding=True)),
-        ARTICLE_NEAR.c.published.between(bindparam("low"), bindparam("high")),
-    )
+    "SELECT article_near.seq, article_near.article_id, article_near.published,"
+    " article_near.shingles, article_near.minhash, article.source, article.cluster_id,"
+    " coalesce(story.first_seen, article.first_seen), coalesce(story.published, article.published)"
+    " FROM article_near JOIN article ON article.id = article_near.article_id"
+    " LEFT JOIN article AS story ON story.id = article.cluster_id"
+    " WHERE article_near.published BETWEEN ? AND ? AND article_near.seq IN "
 )
 
 
 def candidates(
-    connection: Connection, articles: Sequence[Article], window: timedelta
+    connection: Connection,
+    articles: Sequence[Article],
+    window: timedelta,
+    pending: PendingBands | None = None,
 ) -> dict[str, list[NearCandidate]]:
     """Stored articles sharing a band with each article and published within `window` of it,
     the article itself excepted; keyed by article id, articles without candidates left out.
@@ -163,46 +158,57 @@ def candidates(
     Two steps: the band keys alone first (a primary-key range each, written as plain SQL: a
     new story, the common case, finds nothing and costs no more than that), then the few
     articles they name, with the keys each matched, so no signature is banded again here.
+    `pending`: band rows this transaction saved but holds back (store/bands.py).
     """
-    asking: dict[int, list[Article]] = defaultdict(list)
-    for article in articles:
-        for key in article_keys(article):
-            asking[key].append(article)
+    keys_of = [(article, article_keys(article)) for article in articles]
+    wanted = list(set().union(*(keys for _, keys in keys_of)))
     matched: dict[int, set[int]] = defaultdict(set)  # article_seq -> band keys it shares
-    for chunk in _chunks(list(asking)):
-        lookup = _BAND_LOOKUP + "(" + ",".join("?" * len(chunk)) + ")"
-        for seq, key in connection.exec_driver_sql(driver_sql(connection, lookup), tuple(chunk)):
+    plain = Plain(connection)
+    if plain.sqlite:
+        for chunk in chunks(wanted):
+            for seq, key in plain.rows(_BAND_LOOKUP + marks(len(chunk)), chunk):
+                matched[seq].add(key)
+    elif wanted:  # one array: PostgreSQL plans an IN list of 800 values slowly
+        for seq, key in plain.rows(_BAND_LOOKUP_ANY, (wanted,)):
             matched[seq].add(key)
+    for seq, key in pending.matches(wanted) if pending is not None else ():
+        matched[seq].add(key)
     if not matched:
         return {}
+    # Which articles asked for each matched key: built only now, for the few keys that hit.
+    hits = set().union(*matched.values())
+    asking: dict[int, list[Article]] = defaultdict(list)
+    for article, keys in keys_of:
+        for key in keys & hits:
+            asking[key].append(article)
     dates = [article.published for article in articles]
-    window_of_all = {"low": min(dates) - window, "high": max(dates) + window}
+    window_of_all = [plain.time(min(dates) - window), plain.time(max(dates) + window)]
     found: dict[str, dict[int, NearCandidate]] = defaultdict(dict)
-    for chunk in _chunks(sorted(matched)):
-        for row in connection.execute(_CANDIDATES, {"seqs": chunk, **window_of_all}):
-            candidate = NearCandidate(
-                article_id=row.article_id,
-                source=row.source,
-                published=row.published,
-                minhash=unpack(row.minhash),
-                shingles=row.shingles,
-                cluster_id=row.cluster_id,
-                cluster_first_seen=_aware(row.since),
-                cluster_published=_aware(row.first),
-            )
-            proposed = {id(a): a for key in matched[row.seq] for a in asking[key]}
+    for chunk in chunks(sorted(matched)):
+        for row in plain.rows(_CANDIDATES + marks(len(chunk)), [*window_of_all, *chunk]):
+            seq, candidate = _candidate(plain, row)
+            proposed = {id(a): a for key in matched[seq] for a in asking[key]}
             for article in proposed.values():
                 close = abs(candidate.published - article.published) <= window
                 if close and candidate.article_id != article.id:
-                    found[article.id][row.seq] = candidate
+                    found[article.id][seq] = candidate
     return {
         article_id: [by_seq[seq] for seq in sorted(by_seq)] for article_id, by_seq in found.items()
     }
 
 
-def _aware(moment: datetime) -> datetime:
-    # coalesce() loses the column type, so SQLite hands back its naive UTC text as a datetime.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+def _candidate(plain: Plain, row: Sequence[Any]) -> tuple[int, NearCandidate]:
+    seq, article_id, published, shingles, minhash, source, cluster_id, since, first = row
+    return seq, NearCandidate(
+        article_id=article_id,
+        source=source,
+        published=plain.read_time(published),
+        minhash=unpack(minhash),
+        shingles=shingles,
+        cluster_id=cluster_id,
+        cluster_first_seen=plain.read_time(since),
+        cluster_published=plain.read_time(first),
+    )
 
 
 def shared_clusters(connection: Connection, limit: int) -> list[tuple[Article, ...]]:
@@ -219,7 +225,7 @@ def shared_clusters(connection: Connection, limit: int) -> list[tuple[Article, .
     )
     cluster_ids: list[str] = list(connection.execute(query).scalars())
     members: dict[str, list[tuple[Any, Article]]] = defaultdict(list)
-    for chunk in _chunks(cluster_ids):
+    for chunk in chunks(cluster_ids):
         tags: dict[str, list[str]] = defaultdict(list)
         tag_query = (
             select(ARTICLE_TAG.c.article_id, TAG.c.name)

@@ -7,54 +7,51 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, distinct, func, literal_column, select, union_all
+from sqlalchemy import distinct, func, literal_column, select, union_all
 from sqlalchemy.engine import Connection
 
 from aggregator.models import Article, DailyCounts, SourceState, TagSummary
+from aggregator.store.plain import Plain, chunks, marks
 from aggregator.store.rows import article_from_row, state_from_row, url_hash
 from aggregator.store.tables import ARTICLE, ARTICLE_TAG, SOURCE_STATE, TAG
-from aggregator.store.writes import chunks
 
-_REPRESENTATIVE = ARTICLE.alias("representative")
-
-
-def _cluster_lookup(column: Any) -> Any:
-    # Built once per column: SQLAlchemy then reuses the compiled statement.
-    return (
-        select(
-            column.label("match"),
-            ARTICLE.c.cluster_id,
-            func.coalesce(_REPRESENTATIVE.c.first_seen, ARTICLE.c.first_seen),
-            func.coalesce(_REPRESENTATIVE.c.published, ARTICLE.c.published),
-        )
-        .select_from(
-            ARTICLE.outerjoin(_REPRESENTATIVE, _REPRESENTATIVE.c.id == ARTICLE.c.cluster_id)
-        )
-        .where(column.in_(bindparam("wanted", expanding=True)))
-    )
-
-
-_BY_LINK = _cluster_lookup(ARTICLE.c.link_hash)
-_BY_CONTENT = _cluster_lookup(ARTICLE.c.content_hash)
+# An article's cluster and its age (first seen, then published, of the cluster's first
+# article), by link hash or by text hash. Plain SQL (store/plain.py): it runs for every source
+# of a pass. The times come back as the driver gives them, naive UTC text on SQLite: they are
+# only compared with each other, and that text sorts as the times do.
+_CLUSTER_OF = (
+    "SELECT {kind}, article.{column}, article.cluster_id,"
+    " coalesce(story.first_seen, article.first_seen), coalesce(story.published, article.published)"
+    " FROM article LEFT JOIN article AS story ON story.id = article.cluster_id"
+    " WHERE article.{column} IN "
+)
+_BY_LINK = _CLUSTER_OF.format(kind=0, column="link_hash")
+_BY_CONTENT = _CLUSTER_OF.format(kind=1, column="content_hash")
 
 
 def find_clusters(
     connection: Connection, canonical_urls: Collection[str], content_hashes: Collection[str]
 ) -> dict[str, str]:
     # Keyed by what was asked for: (age of the cluster, cluster id), the oldest wins.
-    best: dict[str, tuple[tuple[datetime, datetime, str], str]] = {}
-    lookups = (
-        (_BY_LINK, {url_hash(url): url for url in canonical_urls}),
-        (_BY_CONTENT, {value: value for value in content_hashes}),
-    )
-    for query, wanted in lookups:
-        for chunk in chunks(list(wanted)):
-            rows = connection.execute(query, {"wanted": list(chunk)})
-            for match, cluster_id, first_seen, published in rows:
-                asked = wanted[match]
-                age = (first_seen, published, cluster_id)
-                if asked not in best or age < best[asked][0]:
-                    best[asked] = (age, cluster_id)
+    best: dict[str, tuple[tuple[Any, Any, str], str]] = {}
+    wanted = ({url_hash(url): url for url in canonical_urls}, {h: h for h in content_hashes})
+    plain = Plain(connection)
+    links, texts = (list(chunks(list(asked))) for asked in wanted)
+    for index in range(max(len(links), len(texts))):
+        # Both lookups in one statement: one round trip per source, not two.
+        parts: list[str] = []
+        values: list[str] = []
+        for query, pieces in ((_BY_LINK, links), (_BY_CONTENT, texts)):
+            if index < len(pieces):
+                parts.append(query + marks(len(pieces[index])))
+                values.extend(pieces[index])
+        for kind, match, cluster_id, first_seen, published in plain.rows(
+            " UNION ALL ".join(parts), values
+        ):
+            asked = wanted[kind][match]
+            age = (first_seen, published, cluster_id)
+            if asked not in best or age < best[asked][0]:
+                best[asked] = (age, cluster_id)
     return {asked: cluster_id for asked, (_, cluster_id) in best.items()}
 
 

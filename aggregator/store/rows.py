@@ -54,7 +54,10 @@ def signature(article: Article) -> str:
     return digest.hexdigest()
 
 
-def article_values(article: Article, first_seen: datetime) -> dict[str, Any]:
+def article_values(
+    article: Article, first_seen: datetime, digest: str | None = None
+) -> dict[str, Any]:
+    """The article's row; `digest`: its signature() when the caller has it already."""
     return {
         "id": article.id,
         "source": article.source,
@@ -75,7 +78,7 @@ def article_values(article: Article, first_seen: datetime) -> dict[str, Any]:
         "summary": article.summary,
         "image": article.image,
         "first_seen": first_seen,
-        "signature": signature(article),
+        "signature": digest or signature(article),
         "clean_audit": audit_json(article.clean_audit),
     }
 

@@ -1,32 +1,56 @@
-"""The write side: article upserts with their tags, and source states."""
+"""The write side: article upserts with their tags, and source states.
+
+Plain driver SQL (store/plain.py): this runs once per source of every pass, on the one store
+thread, and SQLAlchemy Core's per-statement cost used to be most of it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from aggregator.errors import StoreError
 from aggregator.models import Article, SourceState
 from aggregator.store import near
-from aggregator.store.rows import STATE_FIELDS, article_values, state_values
-from aggregator.store.tables import ARTICLE, ARTICLE_TAG, SOURCE_STATE, TAG
+from aggregator.store.bands import PendingBands
+from aggregator.store.plain import Plain, chunks, marks, time_columns, upsert
+from aggregator.store.rows import STATE_FIELDS, article_values, signature
+from aggregator.store.tables import ARTICLE, SOURCE_STATE
 from aggregator.tagging import slugify
 
-# Bound parameters per IN list: far below SQLite's 32766 and PostgreSQL's 65535.
-CHUNK = 500
 # A known article keeps where and when it was first seen, and the story it belongs to.
 _KEPT_ON_UPDATE = frozenset({"id", "source", "key", "cluster_id", "first_seen"})
 
 # First key of the two-key pg_advisory_xact_lock taken per source (see _lock_source).
 SOURCE_LOCK_SPACE = 0x61676772  # "aggr"
 
-T = TypeVar("T")
+_ARTICLE_COLUMNS = tuple(column.name for column in ARTICLE.columns)
+_ARTICLE_TIMES = time_columns(ARTICLE)
+# A concurrent writer may have saved the same version meanwhile: then the update does nothing.
+_UPSERT_ARTICLE = upsert(
+    ARTICLE, "id", _KEPT_ON_UPDATE | {"id"}, "article.signature <> excluded.signature"
+)
+_SIGNATURES = "SELECT id, signature FROM article WHERE id IN "
+_STATE_TIMES = time_columns(SOURCE_STATE)
+_STATE_COLUMNS = tuple(column.name for column in SOURCE_STATE.columns)
+_UPSERT_STATE = upsert(SOURCE_STATE, "name", frozenset({"name"}))
+_LOCK = "SELECT pg_advisory_xact_lock(?, hashtext(?))"
+
+_TAG_IDS = "SELECT slug, id FROM tag WHERE slug IN "
+_ADD_TAG = "INSERT INTO tag (slug, name) VALUES (?, ?) ON CONFLICT (slug) DO NOTHING"
+_LINK_TAG = "INSERT INTO article_tag (article_id, tag_id, position) VALUES (?, ?, ?)"
+_TAGS_OF = (
+    "SELECT tag.slug FROM tag JOIN article_tag ON article_tag.tag_id = tag.id"
+    " WHERE article_tag.article_id IN "
+)
+_UNLINK_TAGS = "DELETE FROM article_tag WHERE article_id IN "
+_STORY_TAGS = (
+    "SELECT DISTINCT tag.slug FROM tag JOIN article_tag ON article_tag.tag_id = tag.id"
+    " JOIN article ON article.id = article_tag.article_id WHERE article.cluster_id IN "
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,130 +61,99 @@ class SaveResult:
     touched_tags: frozenset[str]
 
 
-def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def insert_for(connection: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    """INSERT with ON CONFLICT support; the construct is dialect-specific in SQLAlchemy."""
-    name = connection.dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise StoreError(f"unsupported database {name!r}: use SQLite or PostgreSQL")
-
-
 def save_articles(
-    connection: Connection, articles: Sequence[Article], state: SourceState, now: datetime
+    connection: Connection,
+    articles: Sequence[Article],
+    state: SourceState,
+    now: datetime,
+    pending: PendingBands | None = None,
 ) -> SaveResult:
-    _lock_source(connection, state.name)
+    """`pending`: where the transaction holds its band rows until it ends (store/bands.py)."""
+    plain = Plain(connection)
+    _lock_source(plain, state.name)
     # One INSERT may not touch a row twice (PostgreSQL refuses): the first copy of an id wins.
     unique: dict[str, Article] = {}
     for article in articles:
         unique.setdefault(article.id, article)
-    known = _signatures(connection, list(unique))
+    known = _signatures(plain, list(unique))
     new: list[str] = []
     changed: list[str] = []
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     for article in unique.values():
-        values = article_values(article, first_seen=now)
+        digest = signature(article)
         previous = known.get(article.id)
         if previous is None:
             new.append(article.id)
-        elif previous != values["signature"]:
+        elif previous != digest:
             changed.append(article.id)
         else:
             continue
-        rows.append(values)
+        rows.append(_article_row(plain, article, now, digest))
     touched: set[str] = set()
     if rows:
-        _upsert_articles(connection, rows)
+        plain.many(_UPSERT_ARTICLE, rows)
         saved = [unique[id_] for id_ in new + changed]
-        touched = _replace_tags(connection, saved, changed)
-        touched |= _story_tags(connection, saved)
+        touched = _replace_tags(plain, saved, changed)
+        touched |= _story_tags(plain, saved)
         # The near-duplicate index (store/near.py) follows the articles in the same transaction.
-        near.save(connection, [unique[id_] for id_ in new + changed], known=set(changed))
+        near.save(connection, saved, known=set(changed), pending=pending)
     # Only this transaction knows how many were new; the caller's state cannot.
-    save_state(connection, replace(state, new_items=len(new)))
+    _save_state(plain, replace(state, new_items=len(new)))
     return SaveResult(new=tuple(new), changed=tuple(changed), touched_tags=frozenset(touched))
 
 
-def _story_tags(connection: Connection, articles: Sequence[Article]) -> set[str]:
+def _article_row(plain: Plain, article: Article, now: datetime, digest: str) -> tuple[Any, ...]:
+    values = article_values(article, first_seen=now, digest=digest)
+    for name in _ARTICLE_TIMES:
+        values[name] = plain.time(values[name])
+    return tuple(values[name] for name in _ARTICLE_COLUMNS)
+
+
+def _story_tags(plain: Plain, articles: Sequence[Article]) -> set[str]:
     """Slugs of every article in the stories these articles joined: a story's feed item carries
     the tags and sources of all its members, so the feeds of the earlier members' tags show it
     too and change with it."""
     joined = sorted({a.cluster_id for a in articles if a.cluster_id and a.cluster_id != a.id})
     slugs: set[str] = set()
     for chunk in chunks(joined):
-        query = (
-            select(TAG.c.slug)
-            .join(ARTICLE_TAG, ARTICLE_TAG.c.tag_id == TAG.c.id)
-            .join(ARTICLE, ARTICLE.c.id == ARTICLE_TAG.c.article_id)
-            .where(ARTICLE.c.cluster_id.in_(chunk))
-            .distinct()
-        )
-        slugs.update(connection.execute(query).scalars())
+        slugs.update(slug for (slug,) in plain.rows(_STORY_TAGS + marks(len(chunk)), chunk))
     return slugs
 
 
-def _lock_source(connection: Connection, source: str) -> None:
+def _lock_source(plain: Plain, source: str) -> None:
     """Serialise saves of one source, so the known-or-new check below stays true until commit.
 
     SQLite needs nothing: BEGIN IMMEDIATE already serialises every writer. On PostgreSQL,
     several machines may ingest the same source at once.
     """
-    if connection.dialect.name == "postgresql":
-        lock = text("SELECT pg_advisory_xact_lock(:space, hashtext(:source))")
-        connection.execute(lock, {"space": SOURCE_LOCK_SPACE, "source": source})
+    if not plain.sqlite:
+        plain.rows(_LOCK, (SOURCE_LOCK_SPACE, source))
 
 
 def save_state(connection: Connection, state: SourceState) -> None:
-    statement = insert_for(connection, SOURCE_STATE)
-    statement = statement.on_conflict_do_update(
-        index_elements=[SOURCE_STATE.c.name],
-        set_={name: statement.excluded[name] for name in STATE_FIELDS if name != "name"},
-    )
-    connection.execute(statement, state_values(state))
+    _save_state(Plain(connection), state)
 
 
-def _signatures(connection: Connection, ids: Sequence[str]) -> dict[str, str]:
+def _save_state(plain: Plain, state: SourceState) -> None:
+    values = {name: getattr(state, name) for name in STATE_FIELDS}
+    for name in _STATE_TIMES:
+        values[name] = plain.time(values[name])
+    plain.run(_UPSERT_STATE, tuple(values[name] for name in _STATE_COLUMNS))
+
+
+def _signatures(plain: Plain, ids: Sequence[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for chunk in chunks(ids):
-        query = select(ARTICLE.c.id, ARTICLE.c.signature).where(ARTICLE.c.id.in_(chunk))
-        found.update((row.id, row.signature) for row in connection.execute(query))
+        found.update(plain.rows(_SIGNATURES + marks(len(chunk)), chunk))
     return found
 
 
-def _upsert_articles(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    statement = insert_for(connection, ARTICLE)
-    statement = statement.on_conflict_do_update(
-        index_elements=[ARTICLE.c.id],
-        set_={
-            column.name: statement.excluded[column.name]
-            for column in ARTICLE.columns
-            if column.name not in _KEPT_ON_UPDATE
-        },
-        # A concurrent writer may have saved the same version meanwhile: then do nothing.
-        where=ARTICLE.c.signature != statement.excluded.signature,
-    )
-    connection.execute(statement, rows)
-
-
-def _replace_tags(
-    connection: Connection, articles: Sequence[Article], changed: Sequence[str]
-) -> set[str]:
+def _replace_tags(plain: Plain, articles: Sequence[Article], changed: Sequence[str]) -> set[str]:
     """Link each article to its tags in order; return every slug gained or lost."""
     touched: set[str] = set()
     for chunk in chunks(changed):
-        lost = (
-            select(TAG.c.slug)
-            .join(ARTICLE_TAG, ARTICLE_TAG.c.tag_id == TAG.c.id)
-            .where(ARTICLE_TAG.c.article_id.in_(chunk))
-        )
-        touched.update(connection.execute(lost).scalars())
-        connection.execute(delete(ARTICLE_TAG).where(ARTICLE_TAG.c.article_id.in_(chunk)))
+        touched.update(slug for (slug,) in plain.rows(_TAGS_OF + marks(len(chunk)), chunk))
+        plain.run(_UNLINK_TAGS + marks(len(chunk)), chunk)
     names: dict[str, str] = {}  # slug -> first spelling, the tag's display name
     links: list[tuple[str, str, int]] = []
     for article in articles:
@@ -175,17 +168,17 @@ def _replace_tags(
     touched.update(names)
     if not names:
         return touched
-    add_tags = insert_for(connection, TAG).on_conflict_do_nothing(index_elements=[TAG.c.slug])
-    connection.execute(add_tags, [{"slug": slug, "name": name} for slug, name in names.items()])
-    tag_ids: dict[str, int] = {}
-    for chunk in chunks(list(names)):
-        query = select(TAG.c.slug, TAG.c.id).where(TAG.c.slug.in_(chunk))
-        tag_ids.update((row.slug, row.id) for row in connection.execute(query))
-    connection.execute(
-        insert(ARTICLE_TAG),
-        [
-            {"article_id": article_id, "tag_id": tag_ids[slug], "position": position}
-            for article_id, slug, position in links
-        ],
-    )
+    tag_ids = _tag_ids(plain, list(names))
+    missing = [slug for slug in names if slug not in tag_ids]
+    if missing:
+        plain.many(_ADD_TAG, [(slug, names[slug]) for slug in missing])
+        tag_ids.update(_tag_ids(plain, missing))
+    plain.many(_LINK_TAG, [(id_, tag_ids[slug], position) for id_, slug, position in links])
     return touched
+
+
+def _tag_ids(plain: Plain, slugs: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in chunks(slugs):
+        found.update(plain.rows(_TAG_IDS + marks(len(chunk)), chunk))
+    return found
