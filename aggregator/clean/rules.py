@@ -175,6 +175,13 @@ UNSUBSCRIBE_URL = re.compile(
     r"|manage-subscription",
     re.IGNORECASE,
 )
+# A word of each alternative above, lowercase: an ASCII URL holding none cannot match.
+UNSUBSCRIBE_URL_WORDS: tuple[str, ...] = (
+    "unsubscribe",
+    "list-manage.com/profile",
+    "/email-preferences",
+    "manage-subscription",
+)
 # ...and only when the link says so: an article may well link to a page about unsubscribing.
 UNSUBSCRIBE_TEXT = re.compile(
     r"unsubscribe|opt[ -]out|preferences|退订|退訂|取消订阅|取消訂閱", re.IGNORECASE
