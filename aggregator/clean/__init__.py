@@ -41,6 +41,8 @@ _NO_ATTRIBUTES: frozenset[str] = frozenset()
 _CONTAINER_RULES = frozenset(
     {*cr.JUNK_TOKENS.values(), *(rule for _, rule in cr.JUNK_PREFIXES), "hidden"}
 )
+# Elements the walk must look at even without attributes.
+_WALK_TAGS = frozenset({*cr.DROP_TAGS, "img", "a"})
 _SANITIZER = nh3.Cleaner(**cr.NH3_OPTIONS)
 _local = threading.local()  # lxml parsers must not be shared between threads
 
@@ -128,12 +130,18 @@ def _walk(root: _Element, base: str | None, rules: Audit) -> None:
     drops: list[_Element] = []
     link_blocks: list[tuple[_Element, str]] = []
     total_text = -1
-    stack = list(root)[::-1]
-    while stack:
-        el = stack.pop()
+    dropped: _Element | None = None  # the last drop: its subtree follows it in document order
+    for el in root.iter():
         tag = el.tag
         if tag in cr.PASS_TAGS:  # left for nh3 to unwrap, attributes and all
-            stack.extend(reversed(el))
+            continue
+        if tag not in _WALK_TAGS and not el.attrib and isinstance(tag, str):
+            continue  # a plain element no rule looks at: the common case, kept cheap
+        if dropped is not None:
+            if _inside(el, dropped, root):
+                continue
+            dropped = None
+        if el is root:
             continue
         keys = el.keys()
         rule = cr.DROP_TAGS.get(tag) if isinstance(tag, str) else "comment"
@@ -159,19 +167,28 @@ def _walk(root: _Element, base: str | None, rules: Audit) -> None:
         if rule is not None:
             rules.add(rule, el)
             drops.append(el)
+            dropped = el
             continue
         if keys:
             allowed = cr.ALLOWED_ATTRIBUTES.get(tag, _NO_ATTRIBUTES)
             for name in keys:
                 if name not in allowed:
                     del el.attrib[name]
-        stack.extend(reversed(el))
     for el in drops:
         drop(el)
     for block, rule in link_blocks:
         if block.getparent() is not None and text_length(block) <= cr.LINK_BLOCK_RULES[rule]:
             rules.add(rule, block)
             drop(block)
+
+
+def _inside(el: _Element, ancestor: _Element, root: _Element) -> bool:
+    parent = el.getparent()
+    while parent is not None and parent is not root:
+        if parent is ancestor:
+            return True
+        parent = parent.getparent()
+    return False
 
 
 def _link_block(a: _Element, root: _Element) -> _Element | None:
