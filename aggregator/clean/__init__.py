@@ -2,7 +2,8 @@
 
 One lxml parse, every rule applied to that tree, one serialization, then nh3 as the last and
 unconditional step: whatever fails before it, nothing leaves here that nh3 has not sanitized.
-Patterns and tables live in rules.py, per-element rules in links.py, text rules in text.py.
+Patterns and tables live in rules.py, per-element rules in links.py, text rules in text.py,
+block edges in edges.py, the plain text in lines.py.
 """
 
 from __future__ import annotations
@@ -19,16 +20,10 @@ from lxml.cssselect import CSSSelector
 
 from aggregator.clean import rules as cr
 from aggregator.clean.audit import Audit
+from aggregator.clean.edges import tidy
+from aggregator.clean.lines import markup_lines, summary, text_lines
 from aggregator.clean.links import attribute_rule, clean_url, fix_image, fix_link
-from aggregator.clean.text import (
-    active_text_rules,
-    apply_text_rules,
-    drop,
-    summary,
-    text_length,
-    text_lines,
-    tidy,
-)
+from aggregator.clean.text import active_text_rules, apply_text_rules, drop, text_length
 from aggregator.models import CleanedHtml
 from aggregator.urls import is_web_url
 
@@ -76,10 +71,15 @@ def clean_html(
         active, hints = active_text_rules(root)
         if patterns or active:
             apply_text_rules(root, active, hints, patterns, rules)
-        tidy(root, rules)
-        lines = text_lines(root)
+        markup = etree.tostring(root, encoding="unicode", method="html")
+        # tidy sets texts it leaves unchanged, and lxml refuses a form feed or another control
+        # character (written raw or as a character reference) there: such a tree must take
+        # tidy's walk, to fail as it always did.
+        if tidy(root, rules, None if "\x0c" in html or "&#" in html else markup):
+            markup = etree.tostring(root, encoding="unicode", method="html")
         images = tuple(img.get("src") or "" for img in root.iter("img"))
-        safe = _SANITIZER.clean(etree.tostring(root, encoding="unicode", method="html")).strip()
+        lines = text_lines(root) if root.tail else markup_lines(markup)
+        safe = _SANITIZER.clean(markup).strip()
     except Exception as exc:  # any failure still ends in nh3, on the original input
         return _fallback(html, base_url, exc)
     return CleanedHtml(

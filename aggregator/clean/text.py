@@ -1,11 +1,10 @@
-"""Text-level rules of the clean stage: credit lines, tidying of block edges, plain text and
-summary."""
+"""Text-level rules of the clean stage (credit lines, page tools, related headings...), and
+the helpers that remove elements and measure their text."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
-from typing import cast
+from collections.abc import Sequence
 
 from lxml import etree
 
@@ -14,24 +13,45 @@ from aggregator.clean.audit import Audit
 from aggregator.clean.text_rules import TEXT_RULES, TextRule
 
 _Element = etree._Element
-# lxml-stubs only know iterwalk through __getattr__
-_iterwalk = cast(Callable[..., Iterator[tuple[str, _Element]]], etree.iterwalk)
-_EMPTY_TAGS = frozenset(cr.EMPTY_BLOCK_TAGS)
-_TIDY_TAGS = tuple(sorted(_EMPTY_TAGS | cr.TRIM_TAGS))
 _HINTS = tuple(sorted({hint for rule in TEXT_RULES for hint in rule.hints}))
+_ASCII_HINTS = tuple((hint, hint.encode()) for hint in _HINTS if hint.isascii())
+_CJK_HINTS = tuple(
+    (first, tuple(hint for hint in _HINTS if not hint.isascii() and hint[0] == first))
+    for first in sorted({hint[0] for hint in _HINTS if not hint.isascii()})
+)
+_NON_ASCII_BYTES = bytes(range(0x80, 0x100))
 _TEXT_NODES = etree.XPath(".//text()")
-_BREAK = "\x00"  # block boundary while building text; the parser never yields NUL
 
 
 def active_text_rules(root: _Element) -> tuple[tuple[TextRule, ...], tuple[str, ...]]:
     """The generic text rules whose hints occur in the article's text, and those hints. Checked
     on the text left after the junk walk, not on the raw HTML: a third of the size, no markup."""
-    flat = str(etree.tostring(root, method="text", encoding="unicode")).lower()
-    present = {hint for hint in _HINTS if hint in flat}
+    present = _present_hints(etree.tostring(root, method="text", encoding="utf-8"))
     if not present:
         return (), ()
     rules = tuple(rule for rule in TEXT_RULES if present.intersection(rule.hints))
     return rules, tuple(sorted(present))
+
+
+def _present_hints(flat: bytes) -> set[str]:
+    """The hints in the lowercased text, found without lowercasing all of it: hints hold no
+    cased letter but ASCII ones, so ASCII lowercasing (bytes.lower) finds the same ones, save
+    for the two letters str.lower turns into ASCII (checked). Each hint is a full scan of the
+    text, so in CJK text the ASCII hints are looked for in its few ASCII characters first and
+    the CJK hints only when their first character (a fast one-character scan) occurs."""
+    lowered = flat.lower()
+    if lowered.isascii():
+        return {hint for hint, key in _ASCII_HINTS if key in lowered}
+    text = lowered.decode()
+    if "\u0130" in text or "\u212a" in text:  # İ and the Kelvin sign: str.lower gives i, k
+        text = text.lower()
+        return {hint for hint in _HINTS if hint in text}
+    ascii_only = lowered.translate(None, _NON_ASCII_BYTES)
+    present = {hint for hint, key in _ASCII_HINTS if key in ascii_only and hint in text}
+    for first, hints in _CJK_HINTS:
+        if first in text:
+            present.update(hint for hint in hints if hint in text)
+    return present
 
 
 def apply_text_rules(
@@ -94,45 +114,6 @@ def _candidates(root: _Element, hints: tuple[str, ...]) -> list[_Element]:
     return list(found)
 
 
-def tidy(root: _Element, rules: Audit) -> None:
-    """Trim block edges, then drop blocks left empty. Reverse document order visits children
-    before their parents, so one pass removes nested empties."""
-    for el in reversed(list(root.iter(*_TIDY_TAGS))):
-        tag = el.tag
-        text = trim(el) if tag in cr.TRIM_TAGS else el.text
-        if tag in _EMPTY_TAGS and not (text and text.strip(cr.EDGE_WHITESPACE)) and not len(el):
-            rules.add("empty-block")
-            drop(el, keep_text=tag in cr.INLINE_TAGS)  # keeps a lone space between words
-
-
-def trim(el: _Element) -> str | None:
-    """Strip whitespace (U+3000 indentation included) and <br> runs at both edges of a block,
-    and indentation after each <br>. Returns the new leading text: lxml decodes .text on every
-    access, so it is read once."""
-    ws = cr.EDGE_WHITESPACE
-    original = el.text
-    text = original.lstrip(ws) if original else ""
-    while not text and len(el) and el[0].tag == "br":
-        text = (el[0].tail or "").lstrip(ws)
-        el.remove(el[0])
-    if not text and len(el) and el[0].tag in cr.INLINE_TAGS and not len(el[0]) and el[0].text:
-        el[0].text = el[0].text.lstrip(ws)
-    for child in el:
-        if child.tag == "br" and child.tail:
-            child.tail = child.tail.lstrip(ws) or None
-    while len(el) and el[-1].tag == "br" and not (el[-1].tail or "").strip(ws):
-        el.remove(el[-1])
-    if not len(el):
-        text = text.rstrip(ws)
-    elif el[-1].tail:
-        el[-1].tail = el[-1].tail.rstrip(ws) or None
-    elif el[-1].tag in cr.INLINE_TAGS and not len(el[-1]) and el[-1].text:
-        el[-1].text = el[-1].text.rstrip(ws)
-    if text != (original or ""):
-        el.text = text or None
-    return text or None
-
-
 def drop(el: _Element, keep_text: bool = False) -> None:
     """Remove `el` and its subtree, keeping its tail (and with keep_text, for a childless
     element, its text) in place."""
@@ -161,40 +142,3 @@ def text_of(el: _Element) -> str:
 
 def text_length(el: _Element) -> int:
     return len("".join(text_of(el).split()))
-
-
-def text_lines(root: _Element) -> list[str]:
-    parts: list[str] = []
-    blocks = cr.TEXT_BLOCK_TAGS
-    for event, el in _iterwalk(root, events=("start", "end")):
-        if event == "start":
-            if el.tag in blocks or el.tag == "br":
-                parts.append(_BREAK)
-            if el.text:
-                parts.append(el.text)
-        else:
-            if el.tag in blocks:
-                parts.append(_BREAK)
-            if el.tail and el is not root:
-                parts.append(el.tail)
-    lines = []
-    for raw in "".join(parts).split(_BREAK):
-        if "\u3000" in raw:  # a visible CJK space inside a line, which str.split() would eat
-            line = cr.INNER_WHITESPACE.sub(" ", raw).strip(cr.EDGE_WHITESPACE)
-        else:
-            line = " ".join(raw.split()).strip(cr.EDGE_WHITESPACE)
-        if line:
-            lines.append(line)
-    return lines
-
-
-def summary(lines: Sequence[str]) -> str:
-    """About SUMMARY_LENGTH characters, cut between words in spaced scripts, anywhere in CJK."""
-    flat, limit = " ".join(lines), cr.SUMMARY_LENGTH
-    if len(flat) <= limit:
-        return flat
-    cut = flat[:limit]
-    if cr.SPACED_LETTER.match(flat[limit - 1 : limit + 1]):
-        space = cut.rfind(" ")
-        cut = cut[:space] if space > limit // 2 else cut  # a giant token (a URL) is cut anywhere
-    return cut.rstrip(cr.EDGE_WHITESPACE + ",;:、，；：") + cr.ELLIPSIS
