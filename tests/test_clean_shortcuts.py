@@ -1,6 +1,6 @@
 """The clean stage's shortcuts give the answers of the long way round, on generated trees:
-tidy skips only trees where its walk changes nothing, and the text read from the serialized
-markup equals the text read from the tree."""
+tidy skips only trees where its walk changes nothing, the text read from the serialized markup
+equals the text read from the tree, the Rust scans find the hints lowercasing finds."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from aggregator.clean import rules as clean_rules
 from aggregator.clean.audit import Audit
 from aggregator.clean.edges import tidy
 from aggregator.clean.lines import markup_lines, text_lines
+from aggregator.clean.scan import any_of
+from aggregator.clean.text import _HINTS, active_text_rules
+from aggregator.clean.text_rules import TEXT_RULES
 
 _TAGS = [
     "p", "div", "span", "a", "b", "em", "font", "li", "ul", "h2", "blockquote", "td", "code",
@@ -77,3 +80,25 @@ def test_ascii_lowercase_hints_see_what_str_lower_sees() -> None:
 def test_odd_spaces_are_what_str_split_splits_on_besides_the_space() -> None:
     spaces = {chr(code) for code in range(0x110000) if chr(code).isspace()}
     assert set(clean_rules.ODD_SPACES) == spaces - {" "}
+
+
+def test_scans_match_ascii_case_and_nothing_else() -> None:
+    scan = any_of(["read more", "广告", "a.b"], ascii_case=True, also=["\u212a"])
+    assert scan("x READ More y") and scan("x广告") and scan("A.B") and scan("\u212a")
+    assert not scan("read  more") and not scan("axb") and not scan("广 告") and not scan("k")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_active_rules_are_the_rules_whose_hints_the_lowercased_text_holds(seed: int) -> None:
+    rng = random.Random(seed)
+    pieces = [*_HINTS, "if you li\u212aed", "\u0130f you found", "\u212a", "x", " ", "\u3000"]
+    pieces += ["读", "<b>", "</b>", "&amp;", "READ <i>more</i>"]
+    for _ in range(400):
+        words = [rng.choice(pieces) for _ in range(rng.randint(1, 6))]
+        markup = "".join(word.upper() if rng.random() < 0.3 else word for word in words)
+        root = _parse(f"<p>{markup}</p>")
+        lowered = etree.tostring(root, method="text", encoding="unicode").lower()
+        expected = [rule for rule in TEXT_RULES if any(hint in lowered for hint in rule.hints)]
+        rules, hints = active_text_rules(root)
+        assert list(rules) == expected, markup
+        assert {hint for hint in _HINTS if hint in lowered} <= set(hints)

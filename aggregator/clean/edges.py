@@ -3,13 +3,13 @@ blocks, blocks left empty dropped."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from lxml import etree
 
 from aggregator.clean import rules as cr
 from aggregator.clean.audit import Audit
+from aggregator.clean.scan import Scan, escape
 from aggregator.clean.text import drop
 
 _Element = etree._Element
@@ -19,9 +19,10 @@ _EDGE = frozenset(cr.EDGE_WHITESPACE)
 # In a serialization, where tidy may find work: whitespace, a <br> or an end tag right after
 # the start tag of an element it trims, empties or strips the text of, whitespace or an end
 # tag right after a <br>, whitespace right before any end tag.
-_UNTIDY = re.compile(
-    "<(?:(?:{names})(?=[\\s/>])[^>]*>(?:[{ws}]|<br|</)|br>(?:[{ws}]|</)|(?<=[{ws}]<)/)".format(
-        names="|".join(sorted({*_TIDY_TAGS, *cr.INLINE_TAGS})), ws=cr.EDGE_WHITESPACE
+_WS = "".join(escape(char) for char in cr.EDGE_WHITESPACE)
+_UNTIDY = Scan(
+    "<(?:(?:{names})(?:>|\\s[^>]*>)(?:[{ws}]|<br|</)|br>(?:[{ws}]|</))|[{ws}]</".format(
+        names="|".join(sorted({*_TIDY_TAGS, *cr.INLINE_TAGS})), ws=_WS
     )
 )
 
@@ -54,7 +55,7 @@ def _untidy(markup: str) -> bool:
     an end tag right after the start tag of an element it trims, empties or strips the text
     of, whitespace or an end tag right after a <br>, whitespace right before an end tag, or an
     empty <li> (libxml2 writes it without its end tag)."""
-    if _UNTIDY.search(markup):
+    if _UNTIDY(markup):
         return True
     return "<li" in markup and markup.count("<li>") + markup.count("<li ") != markup.count("</li>")
 

@@ -5,53 +5,41 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from lxml import etree
 
 from aggregator.clean import rules as cr
 from aggregator.clean.audit import Audit
+from aggregator.clean.scan import Scan, any_of
 from aggregator.clean.text_rules import TEXT_RULES, TextRule
 
 _Element = etree._Element
 _HINTS = tuple(sorted({hint for rule in TEXT_RULES for hint in rule.hints}))
-_ASCII_HINTS = tuple((hint, hint.encode()) for hint in _HINTS if hint.isascii())
-_CJK_HINTS = tuple(
-    (first, tuple(hint for hint in _HINTS if not hint.isascii() and hint[0] == first))
-    for first in sorted({hint[0] for hint in _HINTS if not hint.isascii()})
-)
-_NON_ASCII_BYTES = bytes(range(0x80, 0x100))
+# Hints hold no cased letter but ASCII ones, so matching them with ASCII letters in either case
+# is finding them in the lowercased text, save where str.lower turns a letter outside ASCII
+# into an ASCII one: İ (U+0130) and the Kelvin sign (U+212A), which the scans also report so
+# their text takes the lowercasing path.
+_ODD_LOWER = ("\u0130", "\u212a")
+_ANY_HINT = any_of(_HINTS, ascii_case=True, also=_ODD_LOWER)
+_RULE_HINTS = tuple((rule, any_of(rule.hints, ascii_case=True)) for rule in TEXT_RULES)
 _TEXT_NODES = etree.XPath(".//text()")
 
 
 def active_text_rules(root: _Element) -> tuple[tuple[TextRule, ...], tuple[str, ...]]:
-    """The generic text rules whose hints occur in the article's text, and those hints. Checked
-    on the text left after the junk walk, not on the raw HTML: a third of the size, no markup."""
-    present = _present_hints(etree.tostring(root, method="text", encoding="utf-8"))
-    if not present:
+    """The generic text rules whose hints occur in the article's text, and hints to find the
+    blocks they may match (a hint absent from the text is in none of its blocks). Checked on
+    the text left after the junk walk, not on the raw HTML: a third of the size, no markup."""
+    flat = str(etree.tostring(root, method="text", encoding="unicode"))
+    if not _ANY_HINT(flat):
         return (), ()
-    rules = tuple(rule for rule in TEXT_RULES if present.intersection(rule.hints))
-    return rules, tuple(sorted(present))
-
-
-def _present_hints(flat: bytes) -> set[str]:
-    """The hints in the lowercased text, found without lowercasing all of it: hints hold no
-    cased letter but ASCII ones, so ASCII lowercasing (bytes.lower) finds the same ones, save
-    for the two letters str.lower turns into ASCII (checked). Each hint is a full scan of the
-    text, so in CJK text the ASCII hints are looked for in its few ASCII characters first and
-    the CJK hints only when their first character (a fast one-character scan) occurs."""
-    lowered = flat.lower()
-    if lowered.isascii():
-        return {hint for hint, key in _ASCII_HINTS if key in lowered}
-    text = lowered.decode()
-    if "\u0130" in text or "\u212a" in text:  # İ and the Kelvin sign: str.lower gives i, k
-        text = text.lower()
-        return {hint for hint in _HINTS if hint in text}
-    ascii_only = lowered.translate(None, _NON_ASCII_BYTES)
-    present = {hint for hint, key in _ASCII_HINTS if key in ascii_only and hint in text}
-    for first, hints in _CJK_HINTS:
-        if first in text:
-            present.update(hint for hint in hints if hint in text)
-    return present
+    if any(letter in flat for letter in _ODD_LOWER):
+        lowered = flat.lower()
+        present = {hint for hint in _HINTS if hint in lowered}
+        rules = tuple(rule for rule in TEXT_RULES if present.intersection(rule.hints))
+        return rules, tuple(sorted(present))
+    rules = tuple(rule for rule, has_hint in _RULE_HINTS if has_hint(flat))
+    return rules, tuple(sorted({hint for rule in rules for hint in rule.hints}))
 
 
 def apply_text_rules(
@@ -99,8 +87,9 @@ def _candidates(root: _Element, hints: tuple[str, ...]) -> list[_Element]:
     """Without per-source patterns only blocks around a hint can match: found by one XPath
     query instead of rendering the text of every block."""
     found: dict[_Element, None] = {}  # ordered, and membership in O(1)
+    may_hold = _hint_scan(hints)  # a quick filter: only its hits are lowercased and checked
     for hit in _TEXT_NODES(root):  # type: ignore[union-attr]
-        if not isinstance(hit, etree._ElementUnicodeResult):
+        if not isinstance(hit, etree._ElementUnicodeResult) or not may_hold(hit):
             continue
         lowered = hit.lower()
         if not any(hint in lowered for hint in hints):
@@ -112,6 +101,11 @@ def _candidates(root: _Element, hints: tuple[str, ...]) -> list[_Element]:
                 found[el] = None
             el = el.getparent()
     return list(found)
+
+
+@lru_cache(maxsize=64)
+def _hint_scan(hints: tuple[str, ...]) -> Scan:
+    return any_of(hints, ascii_case=True, also=_ODD_LOWER)
 
 
 def drop(el: _Element, keep_text: bool = False) -> None:
