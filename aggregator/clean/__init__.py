@@ -116,8 +116,9 @@ def _parse(html: str) -> _Element:
         )
     # Bytes parse faster (lxml encodes str anyway), and control bytes never occur inside UTF-8
     # sequences, so one translate drops them; lone surrogates become "?".
-    data = f"<html><body>{html}</body></html>".encode("utf-8", "replace")
-    body = etree.fromstring(data.translate(None, cr.CONTROL_BYTES), parser).find("body")
+    data = b"<html><body>" + html.encode("utf-8", "replace") + b"</body></html>"
+    document = etree.fromstring(data.translate(None, cr.CONTROL_BYTES), parser)
+    body: _Element | None = next(document.iterchildren("body"), None)  # find() parses a path
     error = parser.error_log.last_error
     if body is None or (error is not None and error.level == etree.ErrorLevels.FATAL):
         raise ValueError(f"libxml2 gave up: {error}")  # e.g. nesting deeper than 2048

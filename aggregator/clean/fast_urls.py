@@ -11,6 +11,7 @@ hands to urllib as before.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import SplitResult
 
 from aggregator.urls import is_tracking_parameter, is_web_url
@@ -30,6 +31,7 @@ _PLAIN_QUERY = re.compile(f"{_PAIR}(?:&{_PAIR})*")
 _SAFE_SCHEMES = ("http", "https")
 
 
+@lru_cache(maxsize=512)  # an article's base URL is split for each of its relative URLs
 def split_web(url: str) -> SplitResult | None:
     """urlsplit(url) for a plain http(s) URL, else None."""
     match = _WEB_URL.fullmatch(url)

@@ -19,6 +19,7 @@ _BREAK_TAG = re.compile(
     "<(?:/?(?:" + "|".join(sorted(cr.TEXT_BLOCK_TAGS)) + ")|br)(?=[\\s/>])[^>]*>"
 )
 _ANY_TAG = re.compile("<[^>]*>")
+_ASCII_ODD_SPACES = tuple(space for space in cr.ODD_SPACES if space.isascii())
 
 
 def text_lines(root: _Element) -> list[str]:
@@ -49,9 +50,8 @@ def markup_lines(markup: str) -> list[str]:
 
 def _lines(flat: str) -> list[str]:
     edge = cr.EDGE_WHITESPACE
-    if "  " not in flat and not any(space in flat for space in cr.ODD_SPACES):
-        # Single spaces only (the usual case): nothing to collapse, only line edges to strip;
-        # one-character scans cost far less than splitting the text into words.
+    if not _collapsible(flat):
+        # Single spaces only (the usual case): nothing to collapse, only line edges to strip.
         return [line for raw in flat.split(_BREAK) if (line := raw.strip(edge))]
     if "\u3000" not in flat:
         # Whitespace runs collapse alike on the whole text, and a run left at a line's edge
@@ -66,6 +66,13 @@ def _lines(flat: str) -> list[str]:
         if line:
             lines.append(line)
     return lines
+
+
+def _collapsible(flat: str) -> bool:
+    """Whether " ".join(flat.split()) would change anything but the edges of lines, by
+    one-character scans (memchr), far cheaper than splitting the text into words."""
+    spaces = _ASCII_ODD_SPACES if flat.isascii() else cr.ODD_SPACES
+    return "  " in flat or any(space in flat for space in spaces)
 
 
 def summary(lines: Sequence[str]) -> str:

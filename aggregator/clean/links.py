@@ -69,8 +69,8 @@ def fix_image(img: _Element, base: str | None, rules: Audit) -> str | None:
             chosen = first_url(img, (), ("srcset",)) or src
     if chosen != src:
         rules.add("lazy-image")
-    url, tracked = clean_url(chosen, base)
-    if url is None or not is_web(url):
+    url, tracked, web = clean_url(chosen, base)
+    if url is None or not (web or is_web(url)):
         relative = base is None and chosen and not cr.URL_SCHEME.match(chosen)
         return "relative-image-dropped" if relative else "bad-image-src"
     lowered = url.lower()
@@ -134,14 +134,15 @@ def unwrap_link(a: _Element) -> None:
     a.tag = UNWRAPPED_TAG
 
 
-def clean_url(url: str, base: str | None) -> tuple[str | None, bool]:
-    """Absolute, tracking-free `url` (None when unusable), and whether parameters went."""
+def clean_url(url: str, base: str | None) -> tuple[str | None, bool, bool]:
+    """Absolute, tracking-free `url` (None when unusable), whether parameters went, and
+    whether it is known to be a web URL (joined to a plain http(s) base)."""
     try:
         if url and base and (joined := join_path(url.strip(), base)) is not None:
-            return strip_tracking(joined)
-        return strip_tracking(absolute_url(url, base)) if url else (None, False)
+            return (*strip_tracking(joined), True)
+        return (*strip_tracking(absolute_url(url, base)), False) if url else (None, False, False)
     except ValueError:  # e.g. a malformed IPv6 host
-        return None, False
+        return None, False, False
 
 
 def strip_tracking(url: str) -> tuple[str, bool]:
