@@ -2,7 +2,8 @@
 
 One lxml parse, every rule applied to that tree, one serialization, then nh3 as the last and
 unconditional step: whatever fails before it, nothing leaves here that nh3 has not sanitized.
-Patterns and tables live in rules.py, per-element rules in links.py, text rules in text.py.
+Patterns and tables live in rules.py, per-element rules in links.py, text rules in text.py,
+block edges in edges.py, the plain text in lines.py.
 """
 
 from __future__ import annotations
@@ -19,16 +20,10 @@ from lxml.cssselect import CSSSelector
 
 from aggregator.clean import rules as cr
 from aggregator.clean.audit import Audit
+from aggregator.clean.edges import tidy
+from aggregator.clean.lines import markup_lines, summary, text_lines
 from aggregator.clean.links import attribute_rule, clean_url, fix_image, fix_link
-from aggregator.clean.text import (
-    active_text_rules,
-    apply_text_rules,
-    drop,
-    summary,
-    text_length,
-    text_lines,
-    tidy,
-)
+from aggregator.clean.text import active_text_rules, apply_text_rules, drop, text_length
 from aggregator.models import CleanedHtml
 from aggregator.urls import is_web_url
 
@@ -41,6 +36,8 @@ _NO_ATTRIBUTES: frozenset[str] = frozenset()
 _CONTAINER_RULES = frozenset(
     {*cr.JUNK_TOKENS.values(), *(rule for _, rule in cr.JUNK_PREFIXES), "hidden"}
 )
+# Elements the walk must look at even without attributes.
+_WALK_TAGS = frozenset({*cr.DROP_TAGS, "img", "a"})
 _SANITIZER = nh3.Cleaner(**cr.NH3_OPTIONS)
 _local = threading.local()  # lxml parsers must not be shared between threads
 
@@ -74,10 +71,15 @@ def clean_html(
         active, hints = active_text_rules(root)
         if patterns or active:
             apply_text_rules(root, active, hints, patterns, rules)
-        tidy(root, rules)
-        lines = text_lines(root)
+        markup = etree.tostring(root, encoding="unicode", method="html")
+        # tidy sets texts it leaves unchanged, and lxml refuses a form feed or another control
+        # character (written raw or as a character reference) there: such a tree must take
+        # tidy's walk, to fail as it always did.
+        if tidy(root, rules, None if "\x0c" in html or "&#" in html else markup):
+            markup = etree.tostring(root, encoding="unicode", method="html")
         images = tuple(img.get("src") or "" for img in root.iter("img"))
-        safe = _SANITIZER.clean(etree.tostring(root, encoding="unicode", method="html")).strip()
+        lines = text_lines(root) if root.tail else markup_lines(markup)
+        safe = _SANITIZER.clean(markup).strip()
     except Exception as exc:  # any failure still ends in nh3, on the original input
         return _fallback(html, base_url, exc)
     return CleanedHtml(
@@ -114,8 +116,9 @@ def _parse(html: str) -> _Element:
         )
     # Bytes parse faster (lxml encodes str anyway), and control bytes never occur inside UTF-8
     # sequences, so one translate drops them; lone surrogates become "?".
-    data = f"<html><body>{html}</body></html>".encode("utf-8", "replace")
-    body = etree.fromstring(data.translate(None, cr.CONTROL_BYTES), parser).find("body")
+    data = b"<html><body>" + html.encode("utf-8", "replace") + b"</body></html>"
+    document = etree.fromstring(data.translate(None, cr.CONTROL_BYTES), parser)
+    body: _Element | None = next(document.iterchildren("body"), None)  # find() parses a path
     error = parser.error_log.last_error
     if body is None or (error is not None and error.level == etree.ErrorLevels.FATAL):
         raise ValueError(f"libxml2 gave up: {error}")  # e.g. nesting deeper than 2048
@@ -128,12 +131,18 @@ def _walk(root: _Element, base: str | None, rules: Audit) -> None:
     drops: list[_Element] = []
     link_blocks: list[tuple[_Element, str]] = []
     total_text = -1
-    stack = list(root)[::-1]
-    while stack:
-        el = stack.pop()
+    dropped: _Element | None = None  # the last drop: its subtree follows it in document order
+    for el in root.iter():
         tag = el.tag
         if tag in cr.PASS_TAGS:  # left for nh3 to unwrap, attributes and all
-            stack.extend(reversed(el))
+            continue
+        if tag not in _WALK_TAGS and not el.attrib and isinstance(tag, str):
+            continue  # a plain element no rule looks at: the common case, kept cheap
+        if dropped is not None:
+            if _inside(el, dropped, root):
+                continue
+            dropped = None
+        if el is root:
             continue
         keys = el.keys()
         rule = cr.DROP_TAGS.get(tag) if isinstance(tag, str) else "comment"
@@ -159,19 +168,28 @@ def _walk(root: _Element, base: str | None, rules: Audit) -> None:
         if rule is not None:
             rules.add(rule, el)
             drops.append(el)
+            dropped = el
             continue
         if keys:
             allowed = cr.ALLOWED_ATTRIBUTES.get(tag, _NO_ATTRIBUTES)
             for name in keys:
                 if name not in allowed:
                     del el.attrib[name]
-        stack.extend(reversed(el))
     for el in drops:
         drop(el)
     for block, rule in link_blocks:
         if block.getparent() is not None and text_length(block) <= cr.LINK_BLOCK_RULES[rule]:
             rules.add(rule, block)
             drop(block)
+
+
+def _inside(el: _Element, ancestor: _Element, root: _Element) -> bool:
+    parent = el.getparent()
+    while parent is not None and parent is not root:
+        if parent is ancestor:
+            return True
+        parent = parent.getparent()
+    return False
 
 
 def _link_block(a: _Element, root: _Element) -> _Element | None:

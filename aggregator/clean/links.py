@@ -10,12 +10,8 @@ from lxml import etree
 
 from aggregator.clean import rules as cr
 from aggregator.clean.audit import Audit
-from aggregator.urls import (
-    absolute_url,
-    is_tracking_parameter,
-    is_web_url,
-    remove_tracking_parameters,
-)
+from aggregator.clean.fast_urls import is_web, join_path, split_web, strip_plain
+from aggregator.urls import absolute_url, is_tracking_parameter, remove_tracking_parameters
 
 _Element = etree._Element
 
@@ -73,8 +69,8 @@ def fix_image(img: _Element, base: str | None, rules: Audit) -> str | None:
             chosen = first_url(img, (), ("srcset",)) or src
     if chosen != src:
         rules.add("lazy-image")
-    url, tracked = clean_url(chosen, base)
-    if url is None or not is_web_url(url):
+    url, tracked, web = clean_url(chosen, base)
+    if url is None or not (web or is_web(url)):
         relative = base is None and chosen and not cr.URL_SCHEME.match(chosen)
         return "relative-image-dropped" if relative else "bad-image-src"
     lowered = url.lower()
@@ -104,7 +100,8 @@ def fix_link(a: _Element, base: str | None, rules: Audit) -> str | None:
         return None
     try:
         url = absolute_url(href, base) if href.strip() else ""
-        parts = urlsplit(url)  # lowercases the scheme, drops tabs/newlines like browsers
+        # urlsplit lowercases the scheme and drops tabs/newlines like browsers
+        parts = split_web(url) or urlsplit(url)
     except ValueError:
         url = ""
     if not url or (parts.scheme and parts.scheme not in cr.URL_SCHEMES):
@@ -121,7 +118,7 @@ def fix_link(a: _Element, base: str | None, rules: Audit) -> str | None:
         return "paywall-link"
     if cr.SHARE_URL.match(url):
         return "share-bar"
-    if cr.UNSUBSCRIBE_URL.search(url) and cr.UNSUBSCRIBE_TEXT.search(link_text(a)):
+    if _unsubscribe_url(url) and cr.UNSUBSCRIBE_TEXT.search(link_text(a)):
         return "newsletter-footer"
     url, tracked = strip_tracking(url)
     if tracked:
@@ -137,12 +134,15 @@ def unwrap_link(a: _Element) -> None:
     a.tag = UNWRAPPED_TAG
 
 
-def clean_url(url: str, base: str | None) -> tuple[str | None, bool]:
-    """Absolute, tracking-free `url` (None when unusable), and whether parameters went."""
+def clean_url(url: str, base: str | None) -> tuple[str | None, bool, bool]:
+    """Absolute, tracking-free `url` (None when unusable), whether parameters went, and
+    whether it is known to be a web URL (joined to a plain http(s) base)."""
     try:
-        return strip_tracking(absolute_url(url, base)) if url else (None, False)
+        if url and base and (joined := join_path(url.strip(), base)) is not None:
+            return (*strip_tracking(joined), True)
+        return (*strip_tracking(absolute_url(url, base)), False) if url else (None, False, False)
     except ValueError:  # e.g. a malformed IPv6 host
-        return None, False
+        return None, False, False
 
 
 def strip_tracking(url: str) -> tuple[str, bool]:
@@ -150,8 +150,18 @@ def strip_tracking(url: str) -> tuple[str, bool]:
     names = (pair.partition("=")[0] for pair in query.split("&")) if query else ()
     if "%" not in query and not any(map(is_tracking_parameter, names)):
         return url, False  # the common case, without a parse_qsl/urlencode round trip
-    cleaned = remove_tracking_parameters(url)
+    cleaned = strip_plain(url) or remove_tracking_parameters(url)
     return cleaned, cleaned != url
+
+
+def _unsubscribe_url(url: str) -> bool:
+    """UNSUBSCRIBE_URL.search, skipped for an ASCII URL holding none of its words (the regex
+    ignores case, which on ASCII text is what lowercasing does)."""
+    if url.isascii():
+        lowered = url.lower()
+        if not any(word in lowered for word in cr.UNSUBSCRIBE_URL_WORDS):
+            return False
+    return cr.UNSUBSCRIBE_URL.search(url) is not None
 
 
 def link_text(a: _Element) -> str:

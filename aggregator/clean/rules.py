@@ -175,6 +175,13 @@ UNSUBSCRIBE_URL = re.compile(
     r"|manage-subscription",
     re.IGNORECASE,
 )
+# A word of each alternative above, lowercase: an ASCII URL holding none cannot match.
+UNSUBSCRIBE_URL_WORDS: tuple[str, ...] = (
+    "unsubscribe",
+    "list-manage.com/profile",
+    "/email-preferences",
+    "manage-subscription",
+)
 # ...and only when the link says so: an article may well link to a page about unsubscribing.
 UNSUBSCRIBE_TEXT = re.compile(
     r"unsubscribe|opt[ -]out|preferences|退订|退訂|取消订阅|取消訂閱", re.IGNORECASE
@@ -270,6 +277,12 @@ EDGE_WHITESPACE = (
     " \t\n\r\f\v\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
     "\u2009\u200a\u200b\u202f\u205f\u3000\ufeff"
 )
+# What str.split() splits on besides the space (str.isspace), as single characters.
+ODD_SPACES: tuple[str, ...] = (
+    "\t", "\n", "\v", "\f", "\r", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\xa0", "\u1680",
+    "\u2000", "\u2001", "\u2002", "\u2003", "\u2004", "\u2005", "\u2006", "\u2007", "\u2008",
+    "\u2009", "\u200a", "\u2028", "\u2029", "\u202f", "\u205f", "\u3000",
+)  # fmt: skip
 # Collapsed inside a line of text; U+3000 is a visible character in CJK text, so it stays.
 INNER_WHITESPACE = re.compile(r"[ \t\n\r\f\v\u00a0\u200b\ufeff]+")
 # C0 controls (but tab, LF, FF, CR) and DEL, removed from the UTF-8 bytes before parsing.

@@ -1,37 +1,45 @@
-"""Text-level rules of the clean stage: credit lines, tidying of block edges, plain text and
-summary."""
+"""Text-level rules of the clean stage (credit lines, page tools, related headings...), and
+the helpers that remove elements and measure their text."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
-from typing import cast
+from collections.abc import Sequence
+from functools import lru_cache
 
 from lxml import etree
 
 from aggregator.clean import rules as cr
 from aggregator.clean.audit import Audit
+from aggregator.clean.scan import Scan, any_of
 from aggregator.clean.text_rules import TEXT_RULES, TextRule
 
 _Element = etree._Element
-# lxml-stubs only know iterwalk through __getattr__
-_iterwalk = cast(Callable[..., Iterator[tuple[str, _Element]]], etree.iterwalk)
-_EMPTY_TAGS = frozenset(cr.EMPTY_BLOCK_TAGS)
-_TIDY_TAGS = tuple(sorted(_EMPTY_TAGS | cr.TRIM_TAGS))
 _HINTS = tuple(sorted({hint for rule in TEXT_RULES for hint in rule.hints}))
+# Hints hold no cased letter but ASCII ones, so matching them with ASCII letters in either case
+# is finding them in the lowercased text, save where str.lower turns a letter outside ASCII
+# into an ASCII one: İ (U+0130) and the Kelvin sign (U+212A), which the scans also report so
+# their text takes the lowercasing path.
+_ODD_LOWER = ("\u0130", "\u212a")
+_ANY_HINT = any_of(_HINTS, ascii_case=True, also=_ODD_LOWER)
+_RULE_HINTS = tuple((rule, any_of(rule.hints, ascii_case=True)) for rule in TEXT_RULES)
 _TEXT_NODES = etree.XPath(".//text()")
-_BREAK = "\x00"  # block boundary while building text; the parser never yields NUL
 
 
 def active_text_rules(root: _Element) -> tuple[tuple[TextRule, ...], tuple[str, ...]]:
-    """The generic text rules whose hints occur in the article's text, and those hints. Checked
-    on the text left after the junk walk, not on the raw HTML: a third of the size, no markup."""
-    flat = str(etree.tostring(root, method="text", encoding="unicode")).lower()
-    present = {hint for hint in _HINTS if hint in flat}
-    if not present:
+    """The generic text rules whose hints occur in the article's text, and hints to find the
+    blocks they may match (a hint absent from the text is in none of its blocks). Checked on
+    the text left after the junk walk, not on the raw HTML: a third of the size, no markup."""
+    flat = str(etree.tostring(root, method="text", encoding="unicode"))
+    if not _ANY_HINT(flat):
         return (), ()
-    rules = tuple(rule for rule in TEXT_RULES if present.intersection(rule.hints))
-    return rules, tuple(sorted(present))
+    if any(letter in flat for letter in _ODD_LOWER):
+        lowered = flat.lower()
+        present = {hint for hint in _HINTS if hint in lowered}
+        rules = tuple(rule for rule in TEXT_RULES if present.intersection(rule.hints))
+        return rules, tuple(sorted(present))
+    rules = tuple(rule for rule, has_hint in _RULE_HINTS if has_hint(flat))
+    return rules, tuple(sorted({hint for rule in rules for hint in rule.hints}))
 
 
 def apply_text_rules(
@@ -79,8 +87,9 @@ def _candidates(root: _Element, hints: tuple[str, ...]) -> list[_Element]:
     """Without per-source patterns only blocks around a hint can match: found by one XPath
     query instead of rendering the text of every block."""
     found: dict[_Element, None] = {}  # ordered, and membership in O(1)
+    may_hold = _hint_scan(hints)  # a quick filter: only its hits are lowercased and checked
     for hit in _TEXT_NODES(root):  # type: ignore[union-attr]
-        if not isinstance(hit, etree._ElementUnicodeResult):
+        if not isinstance(hit, etree._ElementUnicodeResult) or not may_hold(hit):
             continue
         lowered = hit.lower()
         if not any(hint in lowered for hint in hints):
@@ -94,43 +103,9 @@ def _candidates(root: _Element, hints: tuple[str, ...]) -> list[_Element]:
     return list(found)
 
 
-def tidy(root: _Element, rules: Audit) -> None:
-    """Trim block edges, then drop blocks left empty. Reverse document order visits children
-    before their parents, so one pass removes nested empties."""
-    for el in reversed(list(root.iter(*_TIDY_TAGS))):
-        tag = el.tag
-        text = trim(el) if tag in cr.TRIM_TAGS else el.text
-        if tag in _EMPTY_TAGS and not (text and text.strip(cr.EDGE_WHITESPACE)) and not len(el):
-            rules.add("empty-block")
-            drop(el, keep_text=tag in cr.INLINE_TAGS)  # keeps a lone space between words
-
-
-def trim(el: _Element) -> str | None:
-    """Strip whitespace (U+3000 indentation included) and <br> runs at both edges of a block,
-    and indentation after each <br>. Returns the new leading text: lxml decodes .text on every
-    access, so it is read once."""
-    ws = cr.EDGE_WHITESPACE
-    original = el.text
-    text = original.lstrip(ws) if original else ""
-    while not text and len(el) and el[0].tag == "br":
-        text = (el[0].tail or "").lstrip(ws)
-        el.remove(el[0])
-    if not text and len(el) and el[0].tag in cr.INLINE_TAGS and not len(el[0]) and el[0].text:
-        el[0].text = el[0].text.lstrip(ws)
-    for child in el:
-        if child.tag == "br" and child.tail:
-            child.tail = child.tail.lstrip(ws) or None
-    while len(el) and el[-1].tag == "br" and not (el[-1].tail or "").strip(ws):
-        el.remove(el[-1])
-    if not len(el):
-        text = text.rstrip(ws)
-    elif el[-1].tail:
-        el[-1].tail = el[-1].tail.rstrip(ws) or None
-    elif el[-1].tag in cr.INLINE_TAGS and not len(el[-1]) and el[-1].text:
-        el[-1].text = el[-1].text.rstrip(ws)
-    if text != (original or ""):
-        el.text = text or None
-    return text or None
+@lru_cache(maxsize=64)
+def _hint_scan(hints: tuple[str, ...]) -> Scan:
+    return any_of(hints, ascii_case=True, also=_ODD_LOWER)
 
 
 def drop(el: _Element, keep_text: bool = False) -> None:
@@ -161,40 +136,3 @@ def text_of(el: _Element) -> str:
 
 def text_length(el: _Element) -> int:
     return len("".join(text_of(el).split()))
-
-
-def text_lines(root: _Element) -> list[str]:
-    parts: list[str] = []
-    blocks = cr.TEXT_BLOCK_TAGS
-    for event, el in _iterwalk(root, events=("start", "end")):
-        if event == "start":
-            if el.tag in blocks or el.tag == "br":
-                parts.append(_BREAK)
-            if el.text:
-                parts.append(el.text)
-        else:
-            if el.tag in blocks:
-                parts.append(_BREAK)
-            if el.tail and el is not root:
-                parts.append(el.tail)
-    lines = []
-    for raw in "".join(parts).split(_BREAK):
-        if "\u3000" in raw:  # a visible CJK space inside a line, which str.split() would eat
-            line = cr.INNER_WHITESPACE.sub(" ", raw).strip(cr.EDGE_WHITESPACE)
-        else:
-            line = " ".join(raw.split()).strip(cr.EDGE_WHITESPACE)
-        if line:
-            lines.append(line)
-    return lines
-
-
-def summary(lines: Sequence[str]) -> str:
-    """About SUMMARY_LENGTH characters, cut between words in spaced scripts, anywhere in CJK."""
-    flat, limit = " ".join(lines), cr.SUMMARY_LENGTH
-    if len(flat) <= limit:
-        return flat
-    cut = flat[:limit]
-    if cr.SPACED_LETTER.match(flat[limit - 1 : limit + 1]):
-        space = cut.rfind(" ")
-        cut = cut[:space] if space > limit // 2 else cut  # a giant token (a URL) is cut anywhere
-    return cut.rstrip(cr.EDGE_WHITESPACE + ",;:、，；：") + cr.ELLIPSIS
