@@ -155,7 +155,7 @@ def _walk(root: _Element, base: str | None, rules: Audit) -> None:
         keys = el.keys()
         rule = cr.DROP_TAGS.get(tag) if isinstance(tag, str) else "comment"
         if rule is None and keys:
-            rule = attribute_rule(el)
+            rule = attribute_rule(el, keys)
             if rule in _CONTAINER_RULES and (size := text_length(el)) >= cr.WRAPPER_MIN_CHARS:
                 total_text = text_length(root) if total_text < 0 else total_text
                 # A wrapper of the article itself, whatever its class says: it holds most of
@@ -180,6 +180,9 @@ def _walk(root: _Element, base: str | None, rules: Audit) -> None:
             continue
         if keys:
             allowed = cr.ALLOWED_ATTRIBUTES.get(tag, _NO_ATTRIBUTES)
+            if not allowed:
+                el.attrib.clear()  # nothing read or changed them since `keys`: one call
+                continue
             for name in keys:
                 if name not in allowed:
                     del el.attrib[name]
