@@ -1,9 +1,10 @@
 """The clean stage: strip junk from an article body, sanitize it and derive its plain text.
 
-One lxml parse, every rule applied to that tree, one serialization, then nh3 as the last and
-unconditional step: whatever fails before it, nothing leaves here that nh3 has not sanitized.
-Patterns and tables live in rules.py, per-element rules in links.py, text rules in text.py,
-block edges in edges.py, the plain text in lines.py.
+One lxml parse, every rule applied to that tree, one serialization (two when tidying turned
+out to have work), the plain text read from it, then nh3 as the last and unconditional step:
+whatever fails before it, nothing leaves here that nh3 has not sanitized. Patterns and tables
+live in rules.py, per-element rules in links.py (URL shortcuts in fast_urls.py), text rules in
+text.py, block edges in edges.py, the plain text in lines.py, Rust regex scans in scan.py.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from lxml.cssselect import CSSSelector
 
 from aggregator.clean import rules as cr
 from aggregator.clean.audit import Audit
-from aggregator.clean.edges import tidy
+from aggregator.clean.edges import tidy, untidy
 from aggregator.clean.lines import markup_lines, summary, text_lines
 from aggregator.clean.links import attribute_rule, clean_url, fix_image, fix_link
 from aggregator.clean.text import active_text_rules, apply_text_rules, drop, text_length
@@ -57,6 +58,12 @@ def clean_html(
     if not html or html.isspace():
         return CleanedHtml(html="", text="", summary="", images=(), rules=())
     rules = Audit()
+    # Whether the input looks untidy: then tidy walks before the one serialization, instead of
+    # after a first one showing it has work. (Rust's scan also leaves the UTF-8 the parser's
+    # encode then copies.) A form feed or a character reference always takes tidy's walk:
+    # tidy sets texts it leaves unchanged, and lxml refuses a control character there, so such
+    # a tree must fail as it always did.
+    walk_tidy = "\x0c" in html or "&#" in html or untidy(html)
     try:
         root = _parse(html)
         if "<!--" in html:
@@ -71,12 +78,13 @@ def clean_html(
         active, hints = active_text_rules(root)
         if patterns or active:
             apply_text_rules(root, active, hints, patterns, rules)
-        markup = etree.tostring(root, encoding="unicode", method="html")
-        # tidy sets texts it leaves unchanged, and lxml refuses a form feed or another control
-        # character (written raw or as a character reference) there: such a tree must take
-        # tidy's walk, to fail as it always did.
-        if tidy(root, rules, None if "\x0c" in html or "&#" in html else markup):
+        if walk_tidy:
+            tidy(root, rules)
             markup = etree.tostring(root, encoding="unicode", method="html")
+        else:
+            markup = etree.tostring(root, encoding="unicode", method="html")
+            if tidy(root, rules, markup):
+                markup = etree.tostring(root, encoding="unicode", method="html")
         images = tuple(img.get("src") or "" for img in root.iter("img"))
         lines = text_lines(root) if root.tail else markup_lines(markup)
         safe = _SANITIZER.clean(markup).strip()
@@ -147,7 +155,7 @@ def _walk(root: _Element, base: str | None, rules: Audit) -> None:
         keys = el.keys()
         rule = cr.DROP_TAGS.get(tag) if isinstance(tag, str) else "comment"
         if rule is None and keys:
-            rule = attribute_rule(el)
+            rule = attribute_rule(el, keys)
             if rule in _CONTAINER_RULES and (size := text_length(el)) >= cr.WRAPPER_MIN_CHARS:
                 total_text = text_length(root) if total_text < 0 else total_text
                 # A wrapper of the article itself, whatever its class says: it holds most of
@@ -172,6 +180,9 @@ def _walk(root: _Element, base: str | None, rules: Audit) -> None:
             continue
         if keys:
             allowed = cr.ALLOWED_ATTRIBUTES.get(tag, _NO_ATTRIBUTES)
+            if not allowed:
+                el.attrib.clear()  # nothing read or changed them since `keys`: one call
+                continue
             for name in keys:
                 if name not in allowed:
                     del el.attrib[name]

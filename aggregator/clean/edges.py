@@ -32,8 +32,8 @@ _UNTIDY_END = Scan(f"[{_WS}]</")
 def tidy(root: _Element, rules: Audit, markup: str | None = None) -> bool:
     """Trim block edges, then drop blocks left empty; True when the tree changed. Reverse
     document order visits children before their parents, so one pass removes nested empties.
-    `markup`, root's serialization, lets a tidy tree skip the walk (see _untidy)."""
-    if markup is not None and not _untidy(markup):
+    `markup`, root's serialization, lets a tidy tree skip the walk (see untidy)."""
+    if markup is not None and not untidy(markup):
         return False
     edge = _EDGE
     changed = False
@@ -52,7 +52,7 @@ def tidy(root: _Element, rules: Audit, markup: str | None = None) -> bool:
     return changed
 
 
-def _untidy(markup: str) -> bool:
+def untidy(markup: str) -> bool:
     """Whether tidy may find work in the tree serialized as `markup`: whitespace, a <br> or
     an end tag right after the start tag of an element it trims, empties or strips the text
     of, whitespace or an end tag right after a <br>, whitespace right before an end tag, or an

@@ -18,14 +18,17 @@ _Element = etree._Element
 UNWRAPPED_TAG = "font"  # inline, not allowed by nh3, and not one whose content nh3 removes
 
 
-def attribute_rule(el: _Element) -> str | None:
-    if el.get("hidden") is not None or (el.get("aria-hidden") or "").strip().lower() == "true":
+def attribute_rule(el: _Element, names: Sequence[str | bytes]) -> str | None:
+    """The junk rule an element's attributes (`names`: all of them) say it falls under; only
+    attributes it has are read, each read being a lookup and a decode in lxml."""
+    if "hidden" in names:
         return "hidden"
-    style = el.get("style")
-    if style and cr.HIDDEN_STYLE.search(style.lower()):
+    if "aria-hidden" in names and (el.get("aria-hidden") or "").strip().lower() == "true":
+        return "hidden"
+    if "style" in names and (style := el.get("style")) and cr.HIDDEN_STYLE.search(style.lower()):
         return "hidden"
     for name in ("class", "id"):  # looked up apart: ids are often unique, classes repeat
-        if (value := el.get(name)) and (rule := junk_rule(value)):
+        if name in names and (value := el.get(name)) and (rule := junk_rule(value)):
             return rule
     return None
 

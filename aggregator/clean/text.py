@@ -24,6 +24,7 @@ _ODD_LOWER = ("\u0130", "\u212a")
 _ANY_HINT = any_of(_HINTS, ascii_case=True, also=_ODD_LOWER)
 _RULE_HINTS = tuple((rule, any_of(rule.hints, ascii_case=True)) for rule in TEXT_RULES)
 _TEXT_NODES = etree.XPath(".//text()")
+_STRUCTURAL = frozenset(cr.STRUCTURAL_TAGS)
 
 
 def active_text_rules(root: _Element) -> tuple[tuple[TextRule, ...], tuple[str, ...]]:
@@ -55,8 +56,10 @@ def apply_text_rules(
     candidates = root.iter(*cr.TEXT_RULE_TAGS) if patterns else _candidates(root, hints)
     matches: list[tuple[_Element, str]] = []
     for el in candidates:
-        if next(el.iterdescendants(*cr.STRUCTURAL_TAGS), None) is not None:
-            continue  # a wrapper of paragraphs never goes, only the paragraph itself
+        # A wrapper of paragraphs never goes, only the paragraph itself. (iterdescendants with
+        # tags sets up a matcher for them on every call, which costs more than this loop.)
+        if any(child.tag in _STRUCTURAL for child in el.iterdescendants()):
+            continue
         text = " ".join(text_of(el).split())
         rule = next(
             (r for r in active if len(text) <= r.max_chars and r.pattern.search(text)), None
