@@ -24,6 +24,7 @@ from aggregator.clean.audit import Audit
 from aggregator.clean.edges import tidy, untidy
 from aggregator.clean.lines import markup_lines, summary, text_lines
 from aggregator.clean.links import attribute_rule, clean_url, fix_image, fix_link
+from aggregator.clean.scan import Scan, escape
 from aggregator.clean.text import active_text_rules, apply_text_rules, drop, text_length
 from aggregator.models import CleanedHtml
 from aggregator.urls import is_web_url
@@ -39,6 +40,9 @@ _CONTAINER_RULES = frozenset(
 )
 # Elements the walk must look at even without attributes.
 _WALK_TAGS = frozenset({*cr.DROP_TAGS, "img", "a"})
+# Matches a text with no character CONTROL_BYTES names (and not one with a lone surrogate,
+# which is no UTF-8: it takes the translate, as does one with control characters).
+_WITHOUT_CONTROLS = Scan("^[^{}]*$".format("".join(escape(chr(byte)) for byte in cr.CONTROL_BYTES)))
 _SANITIZER = nh3.Cleaner(**cr.NH3_OPTIONS)
 _local = threading.local()  # lxml parsers must not be shared between threads
 
@@ -59,11 +63,11 @@ def clean_html(
         return CleanedHtml(html="", text="", summary="", images=(), rules=())
     rules = Audit()
     # Whether the input looks untidy: then tidy walks before the one serialization, instead of
-    # after a first one showing it has work. (Rust's scan also leaves the UTF-8 the parser's
-    # encode then copies.) A form feed or a character reference always takes tidy's walk:
-    # tidy sets texts it leaves unchanged, and lxml refuses a control character there, so such
-    # a tree must fail as it always did.
-    walk_tidy = "\x0c" in html or "&#" in html or untidy(html)
+    # after a first one showing it has work. (Rust's scan, first, also leaves on the string the
+    # UTF-8 the parser's scan and encode then reuse.) A form feed or a character reference
+    # always takes tidy's walk: tidy sets texts it leaves unchanged, and lxml refuses a control
+    # character there, so such a tree must fail as it always did.
+    walk_tidy = untidy(html) or "\x0c" in html or "&#" in html
     try:
         root = _parse(html)
         if "<!--" in html:
@@ -123,9 +127,12 @@ def _parse(html: str) -> _Element:
             huge_tree=True,
         )
     # Bytes parse faster (lxml encodes str anyway), and control bytes never occur inside UTF-8
-    # sequences, so one translate drops them; lone surrogates become "?".
+    # sequences, so one translate drops them (when there are any: it costs more than the scan
+    # of a text free of them); lone surrogates become "?".
     data = b"<html><body>" + html.encode("utf-8", "replace") + b"</body></html>"
-    document = etree.fromstring(data.translate(None, cr.CONTROL_BYTES), parser)
+    if not _WITHOUT_CONTROLS(html):
+        data = data.translate(None, cr.CONTROL_BYTES)
+    document = etree.fromstring(data, parser)
     body: _Element | None = next(document.iterchildren("body"), None)  # find() parses a path
     error = parser.error_log.last_error
     if body is None or (error is not None and error.level == etree.ErrorLevels.FATAL):
