@@ -56,7 +56,8 @@ def untidy(markup: str) -> bool:
     """Whether tidy may find work in the tree serialized as `markup`: whitespace, a <br> or
     an end tag right after the start tag of an element it trims, empties or strips the text
     of, whitespace or an end tag right after a <br>, whitespace right before an end tag, or an
-    empty <li> (libxml2 writes it without its end tag)."""
+    empty <li> (libxml2 writes it without its end tag). On an input before parsing, only a
+    guess at whether its tree will be."""
     if _UNTIDY_START(markup) or _UNTIDY_END(markup):
         return True
     return "<li" in markup and markup.count("<li>") + markup.count("<li ") != markup.count("</li>")

@@ -43,7 +43,8 @@ def markup_lines(markup: str) -> list[str]:
     """text_lines of the element lxml serialized (HTML method, without a tail) as `markup`.
     That serialization adds only tags and the escapes of &, < and > (also inside attribute
     values), so two substitutions and an unescape recover the text at C speed, where walking
-    the tree costs a Python step and a string decode per node."""
+    the tree costs a Python step and a string decode per node. (It leaves out the end tag of
+    an empty <li>, whose break would stand next to its start tag's.)"""
     flat = _ANY_TAG.sub("", _BREAK_TAG.sub(_BREAK, markup))
     return _lines(unescape(flat) if "&" in flat else flat)
 
