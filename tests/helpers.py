@@ -33,3 +33,18 @@ def entry_fields(entry: Entry) -> dict[str, Any]:
         "tags": list(entry.tags),
         "image": entry.image,
     }
+
+
+def farm_config(folder: Path, urls: list[str]) -> Path:
+    """aggregator.yaml in `folder`: a SQLite store and output beside it, one `feed` source per
+    URL, named feed-0, feed-1, ..."""
+    lines = [
+        'store: {url: "sqlite:///state/agg.db"}',
+        'output: {dir: public, base_url: "http://127.0.0.1:9/"}',
+        "sources:",
+    ]
+    for number, url in enumerate(urls):
+        lines += [f"  - name: feed-{number}", "    kind: feed", f"    url: {url}"]
+    path = folder / "aggregator.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

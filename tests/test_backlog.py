@@ -15,6 +15,7 @@ from aggregator.pipeline import ingest, run
 from aggregator.pipeline.run import open_store, run_pass
 from aggregator.store import StoreTransaction
 from tests.farm import Farm, FarmConfig
+from tests.helpers import farm_config
 
 FEEDS = 24
 
@@ -42,15 +43,7 @@ def test_parsed_feeds_waiting_for_a_slow_store_stay_within_the_backlog(
     monkeypatch.setattr(StoreTransaction, "save_articles", slow_save)
     monkeypatch.setattr(run, "_worker_pool", lambda start=True: None)  # CPU work on threads
     with Farm(FarmConfig(feeds=FEEDS, items=2, churn=0.0, bad_citizens=False)) as farm:
-        lines = [
-            'store: {url: "sqlite:///state/agg.db"}',
-            'output: {dir: public, base_url: "http://127.0.0.1:9/"}',
-            "sources:",
-        ]
-        for number, url in enumerate(farm.feed_urls()):
-            lines += [f"  - name: feed-{number}", "    kind: feed", f"    url: {url}"]
-        path = tmp_path / "aggregator.yaml"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        path = farm_config(tmp_path, farm.feed_urls())
         os.chdir(tmp_path)
         config = load_config(path)
         store = open_store(config)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.farm import Farm, FarmConfig
+from tests.helpers import farm_config
 
 ROOT = Path(__file__).resolve().parent.parent
 FEEDS = 70  # more than ingest.LARGE_PASS: the pass starts its workers at its first document
@@ -25,7 +26,8 @@ print(json.dumps({"exit": code or 0, "loaded": [n for n in names if n in sys.mod
 """
 
 
-def _run(config: Path) -> dict[str, object]:
+def _run(config: Path) -> tuple[int, list[str]]:
+    """The exit code of `run --once` and the heavy modules its process loaded."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, str(config)],
@@ -36,31 +38,23 @@ def _run(config: Path) -> dict[str, object]:
         timeout=120,
         check=True,
     )
-    report: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return report
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return int(report["exit"]), list(report["loaded"])
 
 
 def test_large_pass_and_pass_of_304s_keep_the_cpu_stages_out_of_the_main_process(
     tmp_path: Path,
 ) -> None:
     with Farm(FarmConfig(feeds=FEEDS, items=2, churn=0.0, bad_citizens=False)) as farm:
-        lines = [
-            'store: {url: "sqlite:///state/agg.db"}',
-            'output: {dir: public, base_url: "http://127.0.0.1:9/"}',
-            "sources:",
-        ]
-        for number, url in enumerate(farm.feed_urls()):
-            lines += [f"  - name: feed-{number}", "    kind: feed", f"    url: {url}"]
-        config = tmp_path / "aggregator.yaml"
-        config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        config = farm_config(tmp_path, farm.feed_urls())
 
-        first = _run(config)
-        assert first["exit"] == 0
+        code, loaded = _run(config)
+        assert code == 0
         # The workers parsed and cleaned; the main process clustered (dedupe) and rendered.
-        assert not {"aggregator.clean", "aggregator.parse", "feedparser"} & set(first["loaded"])  # type: ignore[arg-type]
-        assert "aggregator.render" in first["loaded"]  # type: ignore[operator]
+        assert not {"aggregator.clean", "aggregator.parse", "feedparser"} & set(loaded)
+        assert "aggregator.render" in loaded
 
-        again = _run(config)
-        assert again["exit"] == 0
-        assert again["loaded"] == []
+        code, loaded = _run(config)
+        assert code == 0
+        assert loaded == []
         assert {request.status for request in farm.requests[-FEEDS:]} == {304}
