@@ -109,3 +109,27 @@ def test_control_characters_go_with_or_without_a_lone_surrogate() -> None:
     assert clean_html("<p>a\x01b\x7fc</p>", None).text == "abc"
     assert clean_html("<p>a\ud800b\x01c</p>", None).text == "a?bc"
     assert clean_html("<p>a\ud800b</p>", None).text == "a?b"
+
+
+@pytest.mark.parametrize(
+    ("body", "rule"),
+    [
+        (
+            '<p>Words before. <a href="/rel" class="y">the link text</a> after.</p>',
+            "relative-link-unwrapped",
+        ),
+        (
+            '<p>Words before. <a href="javascript:x()" class="y">the link text</a> after.</p>',
+            "unsafe-link",
+        ),
+    ],
+)
+def test_a_link_rule_that_removes_attributes_leaves_the_others_to_the_walk(
+    body: str, rule: str
+) -> None:
+    # The walk read the element's attributes before the link rule removed some: deleting a
+    # removed one raised, and the whole article fell back to bare sanitizing.
+    cleaned = clean_html(body, None)
+    assert 'class="y"' not in cleaned.html
+    assert "the link text" in cleaned.html
+    assert rule in {hit.rule for hit in cleaned.removed}

@@ -176,8 +176,10 @@ def _walk(root: _Element, base: str | None, rules: Audit) -> None:
                 rule = None
         if rule is None and tag == "img":
             rule = fix_image(el, base, rules)
+            keys = el.keys()  # it may have removed some (an unsafe src)
         elif rule is None and tag == "a":
             rule = fix_link(el, base, rules)
+            keys = el.keys()  # it may have removed some (an unsafe href, an unwrapped link)
             if rule in cr.LINK_BLOCK_RULES and (block := _link_block(el, root)) is not None:
                 link_blocks.append((block, rule))
         if rule is not None:
