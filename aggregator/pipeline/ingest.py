@@ -102,19 +102,8 @@ class Ingest:
             if source.kind == "feed":
                 async with self._backlog:
                     processed = await self._cpu("process_feed", fetch.document, recipe)
-                    return await self._finish(source, state, processed, fetch)
+                    return await self._save(source, state, processed, fetch)
             processed = await self._pages(source, fetch.document, recipe)
-        return await self._finish(source, state, processed, fetch)
-
-    async def _finish(
-        self,
-        source: SourceConfig,
-        state: SourceState,
-        processed: Processed,
-        fetch: FetchResult | None,
-    ) -> SourceReport:
-        if processed.error:
-            return await self._failed(source, state, processed.error, fetch)
         return await self._save(source, state, processed, fetch)
 
     async def _save(
@@ -124,6 +113,9 @@ class Ingest:
         processed: Processed,
         fetch: FetchResult | None,
     ) -> SourceReport:
+        """Cluster and save what the CPU work made of a source; its error fails the source."""
+        if processed.error:
+            return await self._failed(source, state, processed.error, fetch)
         new_state = succeeded(state, self.now, self.config.interval(source), fetch=fetch)
         articles = list(processed.articles)
 
