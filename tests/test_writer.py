@@ -1,4 +1,5 @@
-"""Group commit: sources saved together, each still all-or-nothing, none left waiting."""
+"""Group commit: sources saved together in one open transaction, each in a savepoint of it (so
+still all-or-nothing), none told of a commit that has not happened, none left waiting."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from aggregator.models import SourceState
+from aggregator.pipeline import writer as writer_module
 from aggregator.pipeline.writer import GroupWriter
 from aggregator.store import Store, StoreTransaction
+from aggregator.store.bands import PendingBands
 
 
 def _save(name: str) -> Callable[[StoreTransaction], str]:
@@ -58,3 +61,90 @@ def test_a_failing_store_thread_fails_its_callers_instead_of_hanging(store: Stor
 
     with pytest.raises(RuntimeError, match="after shutdown"):
         asyncio.run(asyncio.wait_for(scenario(), timeout=10))
+
+
+def test_an_applied_job_is_not_reported_before_its_commit(store: Store) -> None:
+    """While another caller is still preparing a job, the transaction stays open: the first
+    job is applied, its caller may go on, but its result waits for the commit, and no other
+    connection sees its write before then."""
+
+    async def scenario() -> tuple[bool, set[str], set[str], str]:
+        with ThreadPoolExecutor(1) as thread:
+            writer = GroupWriter(store, thread)
+            with writer.expecting():
+                committed = await writer.submit(_save("early"))
+                await asyncio.sleep(0.05)
+                reported_early = committed.done()
+                seen_before = {state.name for state in store.source_states()}
+            result = await asyncio.wait_for(committed, timeout=5)
+            seen_after = {state.name for state in store.source_states()}
+            return reported_early, seen_before, seen_after, result
+
+    reported_early, before, after, result = asyncio.run(scenario())
+
+    assert not reported_early
+    assert before == set()
+    assert (after, result) == ({"early"}, "early")
+
+
+def test_a_transaction_commits_at_its_age_limit_even_while_more_is_expected(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "MAX_AGE", 0.2)
+
+    async def scenario() -> tuple[str, set[str]]:
+        with ThreadPoolExecutor(1) as thread:
+            writer = GroupWriter(store, thread)
+            with writer.expecting():  # a caller that never delivers
+                result = await asyncio.wait_for(writer.run(_save("waited")), timeout=5)
+                return result, {state.name for state in store.source_states()}
+
+    assert asyncio.run(scenario()) == ("waited", {"waited"})
+
+
+def test_a_job_that_breaks_the_transaction_fails_what_it_held_and_the_rest_goes_on(
+    store: Store,
+) -> None:
+    """A job that leaves the transaction unusable (here it rolls the whole of it back under
+    the savepoint's feet) fails, and so do the jobs applied before it in that transaction,
+    whose writes went with it; the jobs after it commit in a new one."""
+
+    def wrecker(transaction: StoreTransaction) -> None:
+        transaction._connection.exec_driver_sql("ROLLBACK")
+        raise RuntimeError("wrecked")
+
+    async def scenario() -> list[object]:
+        with ThreadPoolExecutor(1) as thread:
+            writer = GroupWriter(store, thread)
+            return list(
+                await asyncio.gather(
+                    writer.run(_save("before")),
+                    writer.run(wrecker),
+                    writer.run(_save("after")),
+                    return_exceptions=True,
+                )
+            )
+
+    before, wrecked, after = asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+
+    assert isinstance(wrecked, RuntimeError)
+    assert isinstance(before, RuntimeError)  # its write was rolled back: it must not succeed
+    assert after == "after"
+    assert {state.name for state in store.source_states()} == {"after"}
+
+
+def test_held_band_rows_roll_back_with_their_savepoint() -> None:
+    pending = PendingBands()
+    pending.add([(1, 10), (2, 10)])
+    mark = pending.mark()
+    pending.add([(3, 11), (1, 11)])
+    pending.discard([(2, 10)])  # a changed article drops its old rows inside the savepoint
+    assert sorted(pending.matches([1, 2, 3])) == [(10, 1), (11, 1), (11, 3)]
+
+    pending.rollback_to(mark)
+
+    assert sorted(pending.matches([1, 2, 3])) == [(10, 1), (10, 2)]
+    mark = pending.mark()
+    pending.add([(4, 12)])
+    pending.rollback_to(mark)
+    assert pending.matches([4]) == []

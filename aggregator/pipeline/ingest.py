@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +27,8 @@ from aggregator.urls import canonical_url
 log = logging.getLogger("aggregator")
 
 T = TypeVar("T")
+# What a source's work ends with: its report, once its save has committed.
+Finish = Callable[[], Awaitable["SourceReport"]]
 
 INLINE_JOBS = 4  # documents a pass works on in-process before it starts the worker processes
 # A pass of more web sources than this starts the worker processes at its first document: it
@@ -67,12 +69,17 @@ class Ingest:
     writer: Executor  # one thread: every store call, in order
     now: datetime
     inline_jobs: int = INLINE_JOBS
+    # Sources between the start of their fetch and their save at most (the pass's
+    # backpressure: fetched bodies and parsed articles wait for the one store thread).
+    in_flight: int = 50
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     _saves: GroupWriter = field(init=False)
     _backlog: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(BACKLOG))
+    _in_flight: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
         self._saves = GroupWriter(self.store, self.writer)
+        self._in_flight = asyncio.Semaphore(self.in_flight)
 
     @staticmethod
     def inline_jobs_for(web_sources: int) -> int:
@@ -80,6 +87,16 @@ class Ingest:
         return INLINE_JOBS if web_sources <= LARGE_PASS else 0
 
     async def source(self, source: SourceConfig, state: SourceState) -> SourceReport:
+        """Fetch (or read), process and save one source; its report once the save commits.
+
+        The source holds its place in the pass (`in_flight`) until its save is applied, not
+        until it commits: the shared transaction commits about once a second."""
+        async with self._in_flight:
+            with self._saves.expecting():
+                finish = await self._ingest(source, state)
+        return await finish()
+
+    async def _ingest(self, source: SourceConfig, state: SourceState) -> Finish:
         recipe = Recipe.of(self.config, source)
         fetch: FetchResult | None = None
         if source.kind == "posts" and source.path is not None:
@@ -96,9 +113,11 @@ class Ingest:
                     result="not modified",
                     fetch=fetch,
                 )
-                await self._save_state(unchanged)
+                committed = await self._saves.submit(
+                    lambda transaction: transaction.save_state(unchanged)
+                )
                 log.debug("%s: not modified", source.name)
-                return SourceReport(source.name, not_modified=True)
+                return _when(committed, SourceReport(source.name, not_modified=True))
             if source.kind == "feed":
                 async with self._backlog:
                     processed = await self._cpu("process_feed", fetch.document, recipe)
@@ -112,7 +131,7 @@ class Ingest:
         state: SourceState,
         processed: Processed,
         fetch: FetchResult | None,
-    ) -> SourceReport:
+    ) -> Finish:
         """Cluster and save what the CPU work made of a source; its error fails the source."""
         if processed.error:
             return await self._failed(source, state, processed.error, fetch)
@@ -126,31 +145,44 @@ class Ingest:
             clustered = cluster(self.config, transaction, articles)
             return transaction.save_articles(source.name, clustered, new_state)
 
-        saved = await self._saves.run(cluster_and_save)
-        for message in processed.problems:
-            log.warning("%s: skipped %s", source.name, message)
-        log.info(
-            "%s: %d new, %d changed, %d skipped",
-            source.name,
-            len(saved.new),
-            len(saved.changed),
-            len(processed.problems),
-        )
-        return SourceReport(
-            source.name,
-            new=len(saved.new),
-            changed=len(saved.changed),
-            skipped=processed.problems,
-            touched_tags=saved.touched_tags,
-        )
+        committed = await self._saves.submit(cluster_and_save)
+        # finish() keeps what the report needs, not the articles: those are in the
+        # transaction now, and its commit may be a second away.
+        problems = processed.problems
+
+        async def finish() -> SourceReport:
+            saved: SaveResult = await committed
+            for message in problems:
+                log.warning("%s: skipped %s", source.name, message)
+            log.info(
+                "%s: %d new, %d changed, %d skipped",
+                source.name,
+                len(saved.new),
+                len(saved.changed),
+                len(problems),
+            )
+            return SourceReport(
+                source.name,
+                new=len(saved.new),
+                changed=len(saved.changed),
+                skipped=problems,
+                touched_tags=saved.touched_tags,
+            )
+
+        return finish
 
     async def _failed(
         self, source: SourceConfig, state: SourceState, error: str, fetch: FetchResult | None
-    ) -> SourceReport:
+    ) -> Finish:
         new_state = failed(state, self.now, self.config.interval(source), error, fetch=fetch)
-        await self._save_state(new_state)
-        log.error("%s: failed: %s (next try %s)", source.name, error, new_state.next_fetch_at)
-        return SourceReport(source.name, error=error)
+        committed = await self._saves.submit(lambda transaction: transaction.save_state(new_state))
+
+        async def finish() -> SourceReport:
+            await committed
+            log.error("%s: failed: %s (next try %s)", source.name, error, new_state.next_fetch_at)
+            return SourceReport(source.name, error=error)
+
+        return finish
 
     async def _pages(self, source: SourceConfig, listing: Document, recipe: Recipe) -> Processed:
         """A listing page: fetch each article it links that this source has not stored yet."""
@@ -199,8 +231,13 @@ class Ingest:
             return await asyncio.to_thread(run_job, job, *args)
         return await self._loop.run_in_executor(pool, run_job, job, *args)
 
-    async def _save_state(self, state: SourceState) -> None:
-        await self._saves.run(lambda transaction: transaction.save_state(state))
-
     async def _db(self, function: Callable[..., T], *args: object) -> T:
         return await self._loop.run_in_executor(self.writer, function, *args)
+
+
+def _when(committed: asyncio.Future[None], report: SourceReport) -> Finish:
+    async def finish() -> SourceReport:
+        await committed
+        return report
+
+    return finish

@@ -138,11 +138,8 @@ async def run_pass_async(
                 writer,
                 now,
                 inline_jobs=Ingest.inline_jobs_for(web),
+                in_flight=config.defaults.concurrency,
             )
-            # Backpressure: fetched bodies and parsed articles wait for the one store thread,
-            # so only as many sources are in flight as may fetch at once.
-            gate = asyncio.Semaphore(config.defaults.concurrency)
-
             done = 0
 
             async def one(source: SourceConfig, state: SourceState) -> SourceReport:
@@ -155,17 +152,13 @@ async def run_pass_async(
                     progress(done, len(chosen))
                 return report
 
-            async def gated(source: SourceConfig, state: SourceState) -> SourceReport:
-                async with gate:
-                    return await one(source, state)
-
             # Local folders first, one by one in config order, so which copy of a story comes
             # first (and speaks for it) does not depend on timing; then the web, concurrently.
             for source, state in chosen:
                 if source.kind == "posts":
                     reports.append(await one(source, state))
             reports += await asyncio.gather(
-                *(gated(source, state) for source, state in chosen if source.kind != "posts")
+                *(one(source, state) for source, state in chosen if source.kind != "posts")
             )
     if due_only:
         # The daemon idles between passes: two idle interpreters would hold 100 MB for

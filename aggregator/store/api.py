@@ -109,7 +109,7 @@ class Store:
     def transaction(self, what: str = "saving") -> Iterator[StoreTransaction]:
         """One write transaction for several saves: all of them commit, or none does."""
         with self._writing(what) as conn:
-            transaction = StoreTransaction(conn)
+            transaction = StoreTransaction(conn, self._name)
             yield transaction
             transaction.finish()
 

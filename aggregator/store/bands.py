@@ -47,12 +47,27 @@ class PendingBands:
     share takes the slow path.
     """
 
-    __slots__ = ("_more", "_rows", "_seq")
+    __slots__ = ("_before_discard", "_more", "_rows", "_seq")
 
     def __init__(self) -> None:
         self._rows: list[tuple[int, int]] = []  # (band_key, article_seq), as inserted
         self._seq: dict[int, int] = {}  # band key -> the seq of the first held row with it
         self._more: dict[int, list[int]] = {}  # band key -> the seqs of the other rows with it
+        # The rows as they were at the last mark(), kept only once a discard changes them:
+        # rows are otherwise only ever appended, so a length is mark enough.
+        self._before_discard: list[tuple[int, int]] | None = None
+
+    def mark(self) -> int:
+        """A point to come back to with rollback_to (a savepoint's start)."""
+        self._before_discard = None
+        return len(self._rows)
+
+    def rollback_to(self, mark: int) -> None:
+        """Forget what was held or discarded since `mark` (its savepoint was rolled back)."""
+        rows = self._rows if self._before_discard is None else self._before_discard
+        self._before_discard = None
+        if len(rows) != mark or rows is not self._rows:
+            self._reset(rows[:mark])
 
     def add(self, rows: Sequence[tuple[int, int]]) -> None:
         self._rows.extend(rows)
@@ -71,11 +86,15 @@ class PendingBands:
         gone = set(rows)
         if not gone.intersection(self._rows):
             return
-        self._rows = [row for row in self._rows if row not in gone]
+        if self._before_discard is None:
+            self._before_discard = list(self._rows)
+        self._reset([row for row in self._rows if row not in gone])
+
+    def _reset(self, rows: list[tuple[int, int]]) -> None:
+        self._rows = []
         self._seq.clear()
         self._more.clear()
-        kept, self._rows = self._rows, []
-        self.add(kept)
+        self.add(rows)
 
     def matches(self, keys: Iterable[int]) -> list[tuple[int, int]]:
         """(article_seq, band_key) of the held rows with these keys, as the lookup query gives

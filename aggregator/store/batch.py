@@ -7,7 +7,8 @@ lookups run on the same connection as the writes, inside the same BEGIN IMMEDIAT
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Connection
@@ -15,16 +16,40 @@ from sqlalchemy.engine import Connection
 from aggregator.models import Article, NearCandidate, SourceState
 from aggregator.store import near, reads, writes
 from aggregator.store.bands import PendingBands
+from aggregator.store.engine import store_errors
 from aggregator.store.writes import SaveResult
 
 
 class StoreTransaction:
     """The store's write methods bound to one open transaction (see Store.transaction)."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, store_name: str = "store") -> None:
         self._connection = connection
+        self._store_name = store_name
         # The LSH band rows of every save here, inserted at the end (store/bands.py).
         self._bands = PendingBands()
+        self.broken = False  # a failed part could not be undone alone: only a rollback is left
+
+    @contextmanager
+    def savepoint(self, what: str = "saving") -> Iterator[None]:
+        """A part of the transaction that fails alone: on an exception its writes (and the
+        band rows it held) are undone and the rest of the transaction stands. If even the
+        undoing fails (SQLite rolls the whole transaction back on some I/O errors), `broken`
+        is set: nothing of the transaction can be committed any more."""
+        held = self._bands.mark()
+        with store_errors(f"{self._store_name}: {what}"):
+            nested = self._connection.begin_nested()
+            try:
+                yield
+            except BaseException as error:
+                try:
+                    nested.rollback()
+                except Exception:
+                    self.broken = True
+                    raise error from None  # the cause, not the failed undoing, names the job
+                self._bands.rollback_to(held)
+                raise
+            nested.commit()
 
     def find_clusters(
         self, canonical_urls: Collection[str], content_hashes: Collection[str]
