@@ -30,10 +30,10 @@ from aggregator.dedupe import (
     is_near_duplicate,
     near_fingerprint,
 )
+from aggregator.dedupe.clusters import estimate_jaccard
 from aggregator.dedupe.minhash import (
     LEAD_PERMUTATIONS,
     PERMUTATIONS,
-    estimate_jaccard,
     normalise,
     shingle_hashes,
 )

@@ -1,5 +1,6 @@
 """What the main process of a pass loads: a pass of 304s, and a large pass whose CPU work goes
-to the worker processes, never pay for the parse and clean stages in the main process."""
+to the worker processes, never pay for the parse, clean and fingerprint stages (lxml, numpy)
+in the main process."""
 
 from __future__ import annotations
 
@@ -50,8 +51,10 @@ def test_large_pass_and_pass_of_304s_keep_the_cpu_stages_out_of_the_main_process
 
         code, loaded = _run(config)
         assert code == 0
-        # The workers parsed and cleaned; the main process clustered (dedupe) and rendered.
-        assert not {"aggregator.clean", "aggregator.parse", "feedparser"} & set(loaded)
+        # The workers parsed, cleaned and fingerprinted (numpy); the main process clustered
+        # (pure Python) and rendered.
+        assert not {"aggregator.clean", "aggregator.parse", "feedparser", "numpy"} & set(loaded)
+        assert "aggregator.dedupe" in loaded
         assert "aggregator.render" in loaded
 
         code, loaded = _run(config)

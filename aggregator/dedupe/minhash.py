@@ -29,12 +29,13 @@ import hashlib
 import re
 import sys
 import unicodedata
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+
+from aggregator.dedupe.clusters import NearFingerprint
 
 SHINGLE_CHARS = 5
 PERMUTATIONS = 128
@@ -72,13 +73,6 @@ def _parameters(name: bytes) -> npt.NDArray[np.uint32]:
 _A = _parameters(b"aggregator.minhash.a") | np.uint32(1)  # odd: each permutation is a bijection
 _B = _parameters(b"aggregator.minhash.b")
 _A_COLUMN, _B_COLUMN = _A[:, np.newaxis], _B[:, np.newaxis]
-
-
-@dataclass(frozen=True, slots=True)
-class NearFingerprint:
-    minhash: tuple[int, ...]  # PERMUTATIONS values, each < 2**32
-    shingles: int  # distinct 5-grams of the normalised text
-    lead: tuple[int, ...] = ()  # LEAD_PERMUTATIONS values over the first LEAD_CHARS
 
 
 # ASCII bytes that are no word characters: deleted from the UTF-8 bytes at C speed (an ASCII
@@ -253,18 +247,3 @@ def fingerprint_normalised(normalised: str) -> NearFingerprint | None:
 def near_fingerprint(text: str) -> NearFingerprint | None:
     """MinHash signature and shingle count of a text; None when it is too short to compare."""
     return fingerprint_normalised(normalise(text))
-
-
-def estimate_jaccard(first: Sequence[int], second: Sequence[int]) -> float:
-    """Share of equal MinHash values: an unbiased estimate of |A∩B| / |A∪B|."""
-    if len(first) != len(second) or not first:
-        raise ValueError("signatures of different lengths cannot be compared")
-    return sum(1 for one, other in zip(first, second, strict=True) if one == other) / len(first)
-
-
-def estimate_containment(jaccard: float, size: int, other_size: int) -> float:
-    """|A∩B| / min(|A|, |B|) from the Jaccard similarity and the two set sizes."""
-    smaller = min(size, other_size)
-    if smaller <= 0:
-        return 0.0
-    return min(1.0, jaccard * (size + other_size) / ((1 + jaccard) * smaller))

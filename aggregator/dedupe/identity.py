@@ -1,0 +1,80 @@
+"""Identity and fingerprints of one article: the worker half of the dedupe stage (numpy, for
+MinHash); see aggregator.dedupe."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
+
+from aggregator.dedupe.minhash import MIN_CHARS, normalise, signatures
+from aggregator.lsh import ROWS_PER_BAND, band_keys_of
+from aggregator.models import Article, CleanedHtml, Entry
+from aggregator.urls import canonical_url
+
+# A fixed namespace so ids are the same on every machine and every run.
+_ARTICLE_NAMESPACE = uuid.UUID("5b0c3b4e-6a53-4d0b-9a4e-6a1f0c1d2e3f").bytes
+# A name-based UUID's fixed bits: version 5 in bits 76-79, the RFC 4122 variant in bits 62-63.
+_UUID5_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID5_SET = (5 << 76) | (0x8000 << 48)
+MIN_HASHED_CHARS = MIN_CHARS
+# LSH banding: the 128 MinHash values in 32 bands of 4. Two texts become candidates when one
+# band is equal in both: probability 1 − (1 − J⁴)³², 0.87 at J = 0.5, 0.99 at J = 0.6. The 32
+# values of the lead add 8 bands, numbered after those. The store indexes the same bands
+# (aggregator.lsh computes them for both).
+LSH_ROWS = ROWS_PER_BAND
+
+
+def article_id(source: str, key: str) -> str:
+    """str(uuid.uuid5(namespace, source NUL key)), without the UUID object: a third the time."""
+    name = _ARTICLE_NAMESPACE + f"{source}\x00{key}".encode()
+    digest = hashlib.sha1(name, usedforsecurity=False).digest()
+    value = f"{int.from_bytes(digest[:16]) & _UUID5_CLEAR | _UUID5_SET:032x}"
+    return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+
+
+def _hash_normalised(normalised: str) -> str | None:
+    if len(normalised) < MIN_HASHED_CHARS:
+        return None
+    return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def text_fingerprint(text: str) -> str | None:
+    """Hash of the text with case, width, punctuation and spacing folded away; None when the
+    text is too short to tell stories apart."""
+    return _hash_normalised(normalise(text))
+
+
+def identify(entry: Entry, cleaned: CleanedHtml, tags: Sequence[str]) -> Article:
+    """The Article for a cleaned entry, in a cluster of its own until `assign_clusters`."""
+    identity = article_id(entry.source, entry.key)
+    # A lead image the cleaner removed from the body (a QR code, a paywall banner) is junk too.
+    image = entry.image
+    if image and image in entry.content_html and image not in cleaned.images:
+        image = None
+    normalised = normalise(cleaned.text)
+    near = signatures(normalised)
+    return Article(
+        id=identity,
+        source=entry.source,
+        key=entry.key,
+        title=entry.title,
+        link=canonical_url(entry.link) if entry.link else None,
+        published=entry.published,
+        updated=entry.updated,
+        author=entry.author,
+        tags=tuple(tags),
+        content_html=cleaned.html,
+        summary=cleaned.summary,
+        raw_html=entry.content_html,
+        content_hash=_hash_normalised(normalised),
+        image=image,
+        cluster_id=identity,
+        minhash=tuple(near.minhash.tolist()) if near else (),
+        shingles=near.shingles if near else 0,
+        lead_minhash=tuple(near.lead.tolist()) if near else (),
+        bands=band_keys_of(np.concatenate((near.minhash, near.lead))) if near else (),
+        clean_audit=cleaned.removed,
+    )
