@@ -619,6 +619,9 @@ def test_sqlite_connection_settings(sqlite_file: tuple[Store, str]) -> None:
         assert pragma("PRAGMA synchronous").scalar() == 1  # NORMAL
     # WAL is a property of the file: every later connection, ours or not, uses it.
     assert fetch(url, "PRAGMA journal_mode") == [("wal",)]
+    # So is the page size, set before the file's first write: an article row (raw and clean
+    # HTML, about 18 KB) fits one or two pages instead of a chain of five.
+    assert fetch(url, "PRAGMA page_size") == [(16384,)]
 
 
 def test_sqlite_write_transactions_lock_from_begin(

