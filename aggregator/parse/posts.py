@@ -16,12 +16,9 @@ from datetime import UTC, datetime, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import markdown
 from charset_normalizer import from_bytes
 from dateutil import parser as date_parser
 from lxml import html as lxml_html
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from aggregator.errors import DecodeError, EntryError
 from aggregator.models import Document, Entry
@@ -101,11 +98,20 @@ def strip_archiver_leftovers(body: str, title: object) -> str:
     return body
 
 
+# markdown and ruamel.yaml (5.6 MB) are imported on the first post: a worker of a pass with no
+# folder of posts never loads them.
+
+
 def render_markdown(body: str) -> str:
+    import markdown  # noqa: PLC0415 - see above
+
     return markdown.markdown(body, extensions=["extra", "sane_lists"], output_format="html")
 
 
 def _load_front_matter(text: str, origin: str) -> dict[str, Any]:
+    from ruamel.yaml import YAML  # noqa: PLC0415 - see render_markdown
+    from ruamel.yaml.error import YAMLError  # noqa: PLC0415
+
     try:
         front = YAML(typ="safe", pure=True).load(text)
     except YAMLError as error:

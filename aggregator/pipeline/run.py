@@ -160,10 +160,10 @@ async def run_pass_async(
             reports += await asyncio.gather(
                 *(one(source, state) for source, state in chosen if source.kind != "posts")
             )
-    if due_only:
-        # The daemon idles between passes: two idle interpreters would hold 100 MB for
-        # nothing, and most of its passes are small enough to run in-process (INLINE_JOBS).
-        _stop_workers()
+    # The workers' part is over. Between the daemon's passes an idle worker would hold 60 MB
+    # for nothing (most passes are small enough to run in-process: INLINE_JOBS); in any pass,
+    # it would still hold them while the feeds are rendered, the main process's peak.
+    _stop_workers()
     report = PassReport(sources=tuple(reports))
     stale = _output_stale(config)
     articles_moved = any(source.new or source.changed for source in reports)
@@ -223,8 +223,16 @@ def _worker_pool(start: bool = True) -> Executor | None:
     if _workers is None and start:
         # spawn, not fork: the daemon's process has threads (uvicorn, the store writer).
         context = multiprocessing.get_context("spawn")
-        _workers = ProcessPoolExecutor(max_workers=os.cpu_count() or 2, mp_context=context)
+        _workers = ProcessPoolExecutor(max_workers=worker_count(), mp_context=context)
     return _workers
+
+
+def worker_count(cpus: int | None = None) -> int:
+    """One worker process per core but the one the main process keeps busy: in a large pass
+    it fetches, unpickles, clusters and writes about 40% of the pass's CPU. On 2 cores a second
+    worker made the 20k-article benchmark no faster (29.6/31.6 s against 28.8/32.0 s, taken in
+    turns) and cost 40 MB (benchmarks/README.md)."""
+    return max(1, (cpus or os.cpu_count() or 2) - 1)
 
 
 def _stop_workers() -> None:
