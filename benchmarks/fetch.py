@@ -18,7 +18,7 @@ hang, dribble, malformed, huge, redirect loop, ...). Both tools get exactly the 
 Wall time is measured around the subprocess; CPU (user + sys) and the largest single process's
 RSS come from os.wait4 (the process and every descendant it waited for); the peak RSS and PSS
 of the whole process tree (our worker processes included) are sampled from /proc every 20 ms.
-RSS summed over processes counts a shared page (a library the main process and both workers
+RSS summed over processes counts a shared page (a library the main process and its workers
 load) once per process; PSS divides it among them, so it is the tree's real share of RAM.
 Items stored are counted in each tool's SQLite file after the pass.
 """
@@ -372,8 +372,8 @@ def main() -> int:
             ours["re-pass"].wall < TARGET_REPASS_S,
         ),
         (f"peak RSS (tree) {rss:.0f} MB (target < {TARGET_RSS_MB:.0f} MB)", rss < TARGET_RSS_MB),
-        # The same target read as memory actually used: a library the main process and both
-        # workers load is one copy in RAM, which RSS counts three times.
+        # The same target read as memory actually used: a library the main process and its
+        # workers load is one copy in RAM, which RSS counts once per process.
         (f"peak PSS (tree) {pss:.0f} MB (target < {TARGET_RSS_MB:.0f} MB)", pss < TARGET_RSS_MB),
     ]
     print()
