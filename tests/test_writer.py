@@ -119,16 +119,18 @@ def test_a_job_that_breaks_the_transaction_fails_what_it_held_and_the_rest_goes_
             return list(
                 await asyncio.gather(
                     writer.run(_save("before")),
+                    writer.run(_broken),
                     writer.run(wrecker),
                     writer.run(_save("after")),
                     return_exceptions=True,
                 )
             )
 
-    before, wrecked, after = asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+    before, bug, wrecked, after = asyncio.run(asyncio.wait_for(scenario(), timeout=30))
 
-    assert isinstance(wrecked, RuntimeError)
-    assert isinstance(before, RuntimeError)  # its write was rolled back: it must not succeed
+    assert str(wrecked) == "wrecked"
+    assert str(before) == "wrecked"  # its write was rolled back: it must not succeed
+    assert str(bug) == "a bug in one source's job"  # a failure keeps its own reason
     assert after == "after"
     assert {state.name for state in store.source_states()} == {"after"}
 

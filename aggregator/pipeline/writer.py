@@ -127,7 +127,10 @@ class GroupWriter:
                 self._thread, self._apply_here, jobs
             )
         except Exception as error:  # the thread itself failed: no caller may hang
-            outcomes, broken = [(None, error)] * len(batch), None
+            outcomes = [(None, error)] * len(batch)
+            # No transaction left (a broken one rolled back, its successor never began):
+            # what earlier batches applied went with it.
+            broken = error if self._open is None else None
         if broken is not None:  # rolled back: what earlier batches applied is gone too
             failed, self._uncommitted = self._uncommitted, []
             _fail_all(failed, broken)
@@ -147,11 +150,11 @@ class GroupWriter:
         """On the store thread: each job in a savepoint of the open transaction. Returns the
         outcomes, and the error that broke the transaction if one did (it was rolled back, and
         the jobs after it ran in a new one)."""
-        if self._open is None:
-            self._open = _Open(self._store)
         outcomes: list[tuple[Any, BaseException | None]] = []
         broken: BaseException | None = None
         for job in jobs:
+            if self._open is None:
+                self._open = _Open(self._store)
             transaction = self._open.transaction
             try:
                 with transaction.savepoint():
@@ -161,9 +164,10 @@ class GroupWriter:
                 if transaction.broken:
                     log.debug("a save broke its transaction (%s); rolling it back", error)
                     self._open.rollback(error)
-                    outcomes = [(None, error)] * len(outcomes)
+                    self._open = None
+                    # The batch's earlier successes went with it; its failures keep their own.
+                    outcomes = [(None, failure or error) for _, failure in outcomes]
                     broken = error
-                    self._open = _Open(self._store)
         return outcomes, broken
 
     async def _commit(self) -> None:
