@@ -100,7 +100,7 @@ class Generator:
         self.sources += 1
         name = f"source-{number:05d}"
         chinese = number % 2 == 0
-        own_tags = self.rng.sample(_TAGS, 2)
+        own_tags = tuple(self.rng.sample(_TAGS, 2))
         articles = []
         for item in range(PER_SOURCE):
             when = BASE + timedelta(minutes=7 * number + 10 * item)
