@@ -43,6 +43,13 @@ _WALK_TAGS = frozenset({*cr.DROP_TAGS, "img", "a"})
 # Matches a text with no character CONTROL_BYTES names (and not one with a lone surrogate,
 # which is no UTF-8: it takes the translate, as does one with control characters).
 _WITHOUT_CONTROLS = Scan("^[^{}]*$".format("".join(escape(chr(byte)) for byte in cr.CONTROL_BYTES)))
+_FORM_FEED_TO_SPACE = bytes.maketrans(b"\x0c", b" ")
+# A character reference to a C0 control that is not whitespace (dropped like the raw byte), or
+# to a form feed (a space): decimal 0-8, 11, 12, 14-31; hex 0-8, b, c, e, f, 10-1f.
+_CONTROL_REFERENCE = re.compile(
+    r"&#(?:0*([0-8]|1[124-9]|2[0-9]|3[01])(?![0-9])"
+    r"|[xX]0*([0-8bBcCeEfF]|1[0-9a-fA-F])(?![0-9a-fA-F]));?"
+)
 _SANITIZER = nh3.Cleaner(**cr.NH3_OPTIONS)
 _local = threading.local()  # lxml parsers must not be shared between threads
 
@@ -64,10 +71,8 @@ def clean_html(
     rules = Audit()
     # Whether the input looks untidy: then tidy walks before the one serialization, instead of
     # after a first one showing it has work. (Rust's scan, first, also leaves on the string the
-    # UTF-8 the parser's scan and encode then reuse.) A form feed or a character reference
-    # always takes tidy's walk: tidy sets texts it leaves unchanged, and lxml refuses a control
-    # character there, so such a tree must fail as it always did.
-    walk_tidy = untidy(html) or "\x0c" in html or "&#" in html
+    # UTF-8 the parser's scan and encode then reuse.)
+    walk_tidy = untidy(html)
     try:
         root = _parse(html)
         if "<!--" in html:
@@ -113,6 +118,12 @@ def _compile(
         raise ValueError(f"invalid drop_text pattern {exc.pattern!r}: {exc}") from exc
 
 
+def _control_replacement(match: re.Match[str]) -> str:
+    decimal, hexadecimal = match.groups()
+    code = int(decimal) if decimal is not None else int(hexadecimal, 16)
+    return " " if code == 0x0C else ""
+
+
 def _parse(html: str) -> _Element:
     parser = getattr(_local, "parser", None)
     if parser is None:
@@ -128,10 +139,17 @@ def _parse(html: str) -> _Element:
         )
     # Bytes parse faster (lxml encodes str anyway), and control bytes never occur inside UTF-8
     # sequences, so one translate drops them (when there are any: it costs more than the scan
-    # of a text free of them); lone surrogates become "?".
+    # of a text free of them); lone surrogates become "?". A form feed, which HTML counts as
+    # whitespace, becomes a space. libxml2 keeps both in text, raw or as a reference, and lxml
+    # refuses to set a text holding one: any later edit of that text (dropping a neighbour,
+    # trimming an edge) would fail, and the article fall back to bare sanitizing.
+    if "&#" in html:
+        html = _CONTROL_REFERENCE.sub(_control_replacement, html)
     data = b"<html><body>" + html.encode("utf-8", "replace") + b"</body></html>"
     if not _WITHOUT_CONTROLS(html):
-        data = data.translate(None, cr.CONTROL_BYTES)
+        data = data.translate(_FORM_FEED_TO_SPACE, cr.CONTROL_BYTES)
+    elif "\x0c" in html:
+        data = data.replace(b"\x0c", b" ")
     document = etree.fromstring(data, parser)
     body: _Element | None = next(document.iterchildren("body"), None)  # find() parses a path
     error = parser.error_log.last_error

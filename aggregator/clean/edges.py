@@ -96,8 +96,7 @@ def trim(el: _Element) -> tuple[str | None, bool]:
 
 
 def _set(el: _Element, name: str, strip: Callable[[str, str], str]) -> bool:
-    """Strip el's text or tail, set even when unchanged (lxml refuses a value holding a
-    control character, and that failure must stay as it was); whether it changed."""
+    """Strip el's text or tail; whether it changed."""
     value: str = getattr(el, name)
     stripped = strip(value, cr.EDGE_WHITESPACE)
     setattr(el, name, stripped or None if name == "tail" else stripped)
