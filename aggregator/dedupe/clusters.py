@@ -14,9 +14,9 @@ from aggregator.models import Article, FeedItem, NearCandidate, Provenance
 
 @dataclass(frozen=True, slots=True)
 class NearFingerprint:
-    minhash: tuple[int, ...]  # PERMUTATIONS values, each < 2**32
+    minhash: tuple[int, ...]  # minhash.PERMUTATIONS values, each < 2**32
     shingles: int  # distinct 5-grams of the normalised text
-    lead: tuple[int, ...] = ()  # LEAD_PERMUTATIONS values over the first LEAD_CHARS
+    lead: tuple[int, ...] = ()  # minhash.LEAD_PERMUTATIONS values over the first LEAD_CHARS
 
 
 def estimate_jaccard(first: Sequence[int], second: Sequence[int]) -> float:
