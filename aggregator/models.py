@@ -145,6 +145,9 @@ class SourceState:
     last_status: int | None = None  # HTTP status of the last fetch
     failing_since: datetime | None = None  # first failure of the current streak
     disabled_reason: str | None = None  # set when the source must not be fetched again (410)
+    # The last feed body processed without error, hashed with how it was processed (see
+    # pipeline.ingest.body_digest): the same bytes again are unchanged, 304 or not.
+    body_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

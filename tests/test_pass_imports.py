@@ -1,6 +1,7 @@
 """What the main process of a pass loads: a pass of 304s, and a large pass whose CPU work goes
 to the worker processes, never pay for the parse, clean and fingerprint stages (lxml, numpy)
-in the main process."""
+in the main process; a re-pass with a few changed feeds does their work in-process rather than
+start a worker process for them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tests.farm import Farm, FarmConfig
 from tests.helpers import farm_config
 
 ROOT = Path(__file__).resolve().parent.parent
-FEEDS = 70  # more than ingest.LARGE_PASS: the pass starts its workers at its first document
+FEEDS = 70  # more than ingest.LARGE_PASS: a first pass starts its workers at its first document
 
 # Runs one `run --once` in-process and prints which heavy modules the process loaded.
 _PROBE = """
@@ -46,7 +47,7 @@ def _run(config: Path) -> tuple[int, list[str]]:
 def test_large_pass_and_pass_of_304s_keep_the_cpu_stages_out_of_the_main_process(
     tmp_path: Path,
 ) -> None:
-    with Farm(FarmConfig(feeds=FEEDS, items=2, churn=0.0, bad_citizens=False)) as farm:
+    with Farm(FarmConfig(feeds=FEEDS, items=2, churn=0.01, bad_citizens=False)) as farm:
         config = farm_config(tmp_path, farm.feed_urls())
 
         code, loaded = _run(config)
@@ -61,3 +62,10 @@ def test_large_pass_and_pass_of_304s_keep_the_cpu_stages_out_of_the_main_process
         assert code == 0
         assert loaded == []
         assert {request.status for request in farm.requests[-FEEDS:]} == {304}
+
+        farm.next_pass()  # one feed gains an item
+        code, loaded = _run(config)
+        assert code == 0
+        assert [request.status for request in farm.requests[-FEEDS:]].count(200) == 1
+        # Its parse and clean ran here: no worker process was worth starting for one feed.
+        assert {"aggregator.clean", "aggregator.parse", "numpy"} <= set(loaded)

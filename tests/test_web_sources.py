@@ -137,3 +137,32 @@ def test_second_pass_is_conditional_and_skips_sources_backing_off(
     assert "pass: 2 new" in third.stderr or "new" in third.stderr
     changed = [log for log in farm.requests if log.path in good_paths and log.status == 200]
     assert changed, "churned feeds answer 200 and are stored again"
+
+
+def test_a_body_resent_without_validators_is_not_processed_again(
+    tmp_path: Path, farm: Farm
+) -> None:
+    """The wrong-charset citizen sends no ETag or Last-Modified: every poll is a 200 with the
+    same bytes, which are seen to be the same and not parsed, cleaned or saved again, until
+    the source's settings change what processing would make of them."""
+    config = _config(tmp_path, farm)
+    first = run_aggregator(config, "-v", "run", "--once")
+    assert first.returncode == 0, first.stderr
+    assert "bad-wrong_charset: 1 new" in first.stderr
+
+    farm.reset_stats()
+    second = run_aggregator(config, "-v", "run", "--once")
+    assert second.returncode == 0, second.stderr
+    [poll] = [log for log in farm.requests if log.path == "/bad/wrong-charset"]
+    assert poll.status == 200 and not poll.if_none_match and not poll.if_modified_since
+    assert "bad-wrong_charset: same body as last time" in second.stderr
+    assert "bad-wrong_charset: 0 new" not in second.stderr
+    assert _status(config)["bad-wrong_charset"]["health"] == "ok"
+
+    # A new tag for the source: the same bytes now make something else, so they are read.
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("tags: [bad-wrong_charset]", "tags: [bad-wrong_charset, gbk]"))
+    third = run_aggregator(config, "-v", "run", "--once")
+    assert third.returncode == 0, third.stderr
+    assert "bad-wrong_charset: same body as last time" not in third.stderr
+    assert "bad-wrong_charset: 0 new, 1 changed" in third.stderr

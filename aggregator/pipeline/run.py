@@ -137,7 +137,7 @@ async def run_pass_async(
                 _worker_pool if web else None,
                 writer,
                 now,
-                inline_jobs=Ingest.inline_jobs_for(web),
+                inline_jobs=Ingest.inline_jobs_for(chosen),
                 in_flight=config.defaults.concurrency,
             )
             done = 0

@@ -113,6 +113,7 @@ class SourceStateRow(SQLModel, table=True):
     last_status: int | None = None
     failing_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     disabled_reason: str | None = Field(default=None, sa_type=Text)
+    body_digest: str | None = Field(default=None, sa_type=Text)
 
 
 class ArticleNearRow(SQLModel, table=True):
