@@ -4,6 +4,7 @@ still all-or-nothing), none told of a commit that has not happened, none left wa
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -100,6 +101,42 @@ def test_a_transaction_commits_at_its_age_limit_even_while_more_is_expected(
                 return result, {state.name for state in store.source_states()}
 
     assert asyncio.run(scenario()) == ("waited", {"waited"})
+
+
+def test_a_transaction_commits_at_its_age_limit_while_the_queue_never_runs_dry(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store slower than its callers (a slow disk, a distant PostgreSQL) always has a job
+    waiting: the age limit must still commit, or one transaction would hold the write lock,
+    and every held band row in memory, for the whole pass."""
+    monkeypatch.setattr(writer_module, "MAX_AGE", 0.2)
+
+    def slow(name: str) -> Callable[[StoreTransaction], str]:
+        def job(transaction: StoreTransaction) -> str:
+            time.sleep(0.02)
+            transaction.save_state(SourceState(name=name, last_result="ok"))
+            return name
+
+        return job
+
+    async def scenario() -> float:
+        with ThreadPoolExecutor(1) as thread:
+            writer = GroupWriter(store, thread)
+            started = time.monotonic()
+            with writer.expecting():
+                committed = await writer.submit(slow("first"))
+                submitted: list[asyncio.Task[asyncio.Future[str]]] = []
+                while not committed.done() and time.monotonic() - started < 3:
+                    submitted.append(asyncio.create_task(writer.submit(slow(f"s{len(submitted)}"))))
+                    await asyncio.sleep(0.005)  # four times as fast as the store applies them
+                waited = time.monotonic() - started
+                for future in await asyncio.gather(*submitted):
+                    future.cancel()  # the callers left; nothing waits for these
+            return waited
+
+    waited = asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+    assert waited < 1.0, f"first commit after {waited:.2f} s with MAX_AGE 0.2 s"
+    assert "first" in {state.name for state in store.source_states()}
 
 
 def test_a_job_that_breaks_the_transaction_fails_what_it_held_and_the_rest_goes_on(

@@ -105,13 +105,17 @@ class GroupWriter:
     async def _drain(self) -> None:
         try:
             while self._queue or self._open is not None:
+                age = time.monotonic() - self._open.started if self._open else 0.0
+                # The age limit first: a store slower than its callers always has a job
+                # waiting, and would otherwise never commit until the pass ends.
+                if self._open is not None and age >= MAX_AGE:
+                    await self._commit()
+                    continue
                 if self._queue:
                     batch, self._queue = self._queue[:BATCH], self._queue[BATCH:]
                     await self._apply(batch)
                     continue
-                assert self._open is not None
-                age = time.monotonic() - self._open.started
-                if self._expected == 0 or age >= MAX_AGE:
+                if self._expected == 0:
                     await self._commit()
                     continue
                 self._wake.clear()
