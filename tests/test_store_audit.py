@@ -1,5 +1,6 @@
-"""The clean audit in the store (migration 0002), on a real SQLite file and real PostgreSQL:
-an existing 0001 database upgrades in place, audits round-trip, re-cleaned bodies update."""
+"""The clean audit in the store (migration 0002) and the body digest (0003), on a real SQLite
+file and real PostgreSQL: existing 0001 and 0002 databases upgrade in place, audits
+round-trip, re-cleaned bodies update."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from datetime import UTC, datetime
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Column, MetaData, Table, insert
+from sqlalchemy import Column, MetaData, Table, insert, text
 
 from aggregator.models import RuleHit
 from aggregator.store import Store
-from aggregator.store.api import MIGRATIONS
+from aggregator.store.api import MIGRATIONS, newest_revision
 from aggregator.store.engine import make_engine, parse_url, write_transaction
 from aggregator.store.rows import article_values
 from aggregator.store.tables import ARTICLE
@@ -46,7 +47,7 @@ def test_a_0001_database_upgrades_and_keeps_its_articles(store_url: str) -> None
     store = Store(store_url)
     try:
         store.migrate()
-        assert fetch(store_url, "SELECT version_num FROM alembic_version") == [("0002",)]
+        assert fetch(store_url, "SELECT version_num FROM alembic_version") == [(newest_revision(),)]
         kept = store.article(old.id)
         assert kept is not None
         assert kept.content_html == old.content_html
@@ -57,6 +58,38 @@ def test_a_0001_database_upgrades_and_keeps_its_articles(store_url: str) -> None
         save(store, "s", fresh)
         assert store.clean_audit(fresh.id) == AUDIT
         assert store.clean_audit(old.id) is None
+    finally:
+        store.close()
+
+
+def test_a_0002_database_upgrades_and_keeps_its_source_states(store_url: str) -> None:
+    """0003 adds the body digest: a source saved before it keeps its state, with no digest
+    (its next body is read whatever it holds), and takes one from then on."""
+    engine = make_engine(parse_url(store_url))
+    try:
+        with write_transaction(engine) as connection:
+            config = Config()
+            config.set_main_option("script_location", MIGRATIONS)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0002")
+            connection.execute(
+                text(
+                    "INSERT INTO source_state (name, etag, new_items, error_streak)"
+                    " VALUES ('old', '\"v1\"', 3, 0)"
+                )
+            )
+    finally:
+        engine.dispose()
+
+    store = Store(store_url)
+    try:
+        store.migrate()
+        kept = store.source_state("old")
+        assert kept is not None
+        assert (kept.etag, kept.new_items, kept.body_digest) == ('"v1"', 3, None)
+        store.save_state(replace(kept, body_digest="d1"))
+        again = store.source_state("old")
+        assert again is not None and again.body_digest == "d1"
     finally:
         store.close()
 
