@@ -1,9 +1,11 @@
 """A pass whose store is slower than its parsing keeps only a few parsed feeds waiting for it:
-the articles of every fetched feed never pile up in memory."""
+the articles of every fetched feed never pile up in memory, and fetching still runs ahead."""
 
 from __future__ import annotations
 
 import os
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -54,3 +56,81 @@ def test_parsed_feeds_waiting_for_a_slow_store_stay_within_the_backlog(
     assert report.new == FEEDS * 2
     assert waiting == 0
     assert 1 < peak <= ingest.BACKLOG
+
+
+def test_a_slow_server_last_in_the_list_is_asked_early_not_after_the_parsing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fetching runs at the network's pace while bodies wait their turn for the CPU stages
+    (in memory or in files): a server that hangs until the timeout, listed after every other
+    source, times out while the others are still being saved, instead of being asked after
+    them and holding the pass up by its whole timeout."""
+    events: list[str] = []
+    save, save_state = StoreTransaction.save_articles, StoreTransaction.save_state
+
+    def slow_save(self: StoreTransaction, source: str, *args: Any) -> Any:
+        time.sleep(0.15)  # 24 saves: 3.6 s, against a 1 s timeout
+        events.append(f"saved {source}")
+        return save(self, source, *args)
+
+    def noted_state(self: StoreTransaction, state: Any) -> None:
+        events.append(f"state {state.name}: {state.last_error}")
+        save_state(self, state)
+
+    monkeypatch.setattr(StoreTransaction, "save_articles", slow_save)
+    monkeypatch.setattr(StoreTransaction, "save_state", noted_state)
+    monkeypatch.setattr(run, "_worker_pool", lambda start=True: None)  # CPU work on threads
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    with Farm(FarmConfig(feeds=FEEDS, items=2, churn=0.0, hang=30)) as farm:
+        path = farm_config(tmp_path, [*farm.feed_urls(), farm.bad_urls()["hang"]])
+        text = path.read_text(encoding="utf-8")
+        # Four sources fetching at once: the hang's turn is the 25th.
+        path.write_text(text + "defaults: {concurrency: 4, timeout: 1s}\n", encoding="utf-8")
+        os.chdir(tmp_path)
+        config = load_config(path)
+        store = open_store(config)
+        try:
+            report = run_pass(config, store)
+        finally:
+            store.close()
+    assert report.new == FEEDS * 2
+    hang = f"feed-{FEEDS}"
+    [failure] = [index for index, event in enumerate(events) if event.startswith(f"state {hang}")]
+    assert "timed out" in events[failure]
+    last_save = max(index for index, event in enumerate(events) if event.startswith("saved"))
+    assert failure < last_save, events
+    assert not list(temporary.iterdir()), "the bodies' folder is removed with the pass"
+
+
+def test_a_stop_mid_pass_fetches_no_more_sources_and_saves_those_fetched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's first SIGTERM: sources already fetched are processed and saved; a source
+    whose turn comes after it is not fetched (it stays due for the next start)."""
+    monkeypatch.setattr(run, "_worker_pool", lambda start=True: None)
+    stop = threading.Event()
+
+    def progress(done: int, _chosen: int) -> None:
+        if done >= 2:
+            stop.set()
+
+    slow = FarmConfig(feeds=FEEDS, items=2, churn=0.0, latency=0.3, bad_citizens=False)
+    with Farm(slow) as farm:
+        path = farm_config(tmp_path, farm.feed_urls())
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text + "defaults: {concurrency: 2}\n", encoding="utf-8")
+        os.chdir(tmp_path)
+        config = load_config(path)
+        store = open_store(config)
+        try:
+            report = run_pass(config, store, stop=stop, progress=progress)
+            fetched = {log.path for log in farm.requests}
+            states = {state.name for state in store.source_states()}
+        finally:
+            store.close()
+    assert 2 <= len(fetched) < FEEDS
+    saved = {r.name for r in report.sources if r.new}
+    assert len(saved) == len(fetched)  # every fetched feed was saved
+    assert states == saved  # the others were left untouched: still due

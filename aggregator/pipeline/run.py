@@ -138,7 +138,8 @@ async def run_pass_async(
                 writer,
                 now,
                 inline_jobs=Ingest.inline_jobs_for(chosen),
-                in_flight=config.defaults.concurrency,
+                turns=config.defaults.concurrency,
+                stop=stop,
             )
             done = 0
 
@@ -154,12 +155,15 @@ async def run_pass_async(
 
             # Local folders first, one by one in config order, so which copy of a story comes
             # first (and speaks for it) does not depend on timing; then the web, concurrently.
-            for source, state in chosen:
-                if source.kind == "posts":
-                    reports.append(await one(source, state))
-            reports += await asyncio.gather(
-                *(one(source, state) for source, state in chosen if source.kind != "posts")
-            )
+            try:
+                for source, state in chosen:
+                    if source.kind == "posts":
+                        reports.append(await one(source, state))
+                reports += await asyncio.gather(
+                    *(one(source, state) for source, state in chosen if source.kind != "posts")
+                )
+            finally:
+                ingest.close()
     # The workers' part is over. Between the daemon's passes an idle worker would hold 60 MB
     # for nothing (most passes are small enough to run in-process: INLINE_JOBS); in any pass,
     # it would still hold them while the feeds are rendered, the main process's peak.
