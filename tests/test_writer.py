@@ -130,8 +130,10 @@ def test_a_transaction_commits_at_its_age_limit_while_the_queue_never_runs_dry(
                     submitted.append(asyncio.create_task(writer.submit(slow(f"s{len(submitted)}"))))
                     await asyncio.sleep(0.005)  # four times as fast as the store applies them
                 waited = time.monotonic() - started
-                for future in await asyncio.gather(*submitted):
-                    future.cancel()  # the callers left; nothing waits for these
+                applied = await asyncio.gather(*submitted)
+            # Every job committed before the store is closed: an open transaction would
+            # hold its connection, and PostgreSQL the schema the test drops.
+            await asyncio.wait_for(asyncio.gather(*applied), timeout=10)
             return waited
 
     waited = asyncio.run(asyncio.wait_for(scenario(), timeout=30))
