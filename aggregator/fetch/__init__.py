@@ -247,7 +247,7 @@ async def _read_body(request: FetchRequest, chain: _Chain, rsp: httpx.Response) 
     document = Document(
         source=request.source,
         origin=chain.url,
-        # One allocation of the final size: a growing bytearray and its copy took three.
+        # One allocation of the final size: a bytearray is reallocated as it grows, then copied.
         data=b"".join(chunks),
         base_url=chain.url,
         content_type=rsp.headers.get("content-type"),

@@ -2,7 +2,9 @@
 
 I/O stays on the event loop, CPU work goes to worker processes, and every store call runs on
 one writer thread, so a slow parse or a database write never stalls the fetches of others.
-A source's articles and its new state are saved in one transaction.
+Fetches run at the network's pace; their bodies wait for the CPU stages in a WaitingRoom
+(pipeline/waiting.py), whose places bound what is parsed and not saved yet. A source's
+articles and its new state are saved in one transaction.
 """
 
 from __future__ import annotations
