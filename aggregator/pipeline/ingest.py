@@ -42,11 +42,10 @@ INLINE_JOBS = 4  # documents a pass works on in-process before it starts the wor
 # will need them anyway, and work done in-process first would load the parse, clean and dedupe
 # stages (lxml, numpy: some 40 MB) into the main process for nothing.
 LARGE_PASS = 64
-# Fetched feeds between their parse and their save at most. Unbounded, every fetched feed's
-# articles could wait for the store thread in memory (27 MB of them, measured, at 50 feeds in
-# flight). The worker and the store take turns being the slower one; 16 lets each run on while
-# the other stalls: a 20k-article first pass took 21.2-22.3 s against 23.8-24.1 s with 8, for
-# 3 MB more (32 was no faster, and 5 MB more).
+# Fetched feeds between their parse and their save at most (unbounded, parsed articles would
+# pile up in front of the store thread). The worker and the store take turns being the slower
+# one, and 16 lets each run on while the other stalls: a 20k-article first pass took 21.2-22.3 s
+# against 23.8-24.1 s with 8, for 3 MB more (32 was no faster, and 5 MB more).
 BACKLOG = 16
 # Fetched feeds waiting in memory for a place in the backlog; the others wait in files
 # (pipeline/waiting.py): a pass fetches far faster than it parses. 4 and 16 ran alike; 4 holds
@@ -84,8 +83,8 @@ class Ingest:
     # Sources fetching at once at most; a source takes its turn before its first request and
     # gives it back with the answer, whatever is left of its work.
     turns: int = 50
-    # Set (by a signal): a source whose turn comes is not fetched (still due, the next pass
-    # fetches it); those already fetched are processed and saved.
+    # Set (by a signal): a source not fetched yet, or fetched but still waiting for a place, is
+    # left alone (still due: the next pass fetches it); those with a place finish and save.
     stop: threading.Event | None = None
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     _saves: GroupWriter = field(init=False)
@@ -97,6 +96,9 @@ class Ingest:
     def __post_init__(self) -> None:
         self._saves = GroupWriter(self.store, self.writer)
         self._turns = asyncio.Semaphore(self.turns)
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     def close(self) -> None:
         """Remove what the pass left behind (the folder of bodies waiting in files)."""
@@ -130,7 +132,7 @@ class Ingest:
             processed = await self._cpu("process_posts", source.path, recipe)
             return await self._save(source, state, processed, None)
         async with self._turns:
-            if self.stop is not None and self.stop.is_set():
+            if self._stopping():
                 return _when(None, SourceReport(source.name))  # still due: the next pass
             fetch = await self._fetch(source, state, source.url or "")
         if fetch.error:
@@ -151,6 +153,8 @@ class Ingest:
         fetch = replace(fetch, document=None)
         try:
             async with ticket as document:
+                if self._stopping():  # it waited: left for the next pass, which fetches it
+                    return _when(None, SourceReport(source.name))
                 processed = await self._cpu("process_feed", document, recipe)
                 return await self._save(source, state, processed, fetch, digest)
         except SourceError as error:  # its file could not be read back
