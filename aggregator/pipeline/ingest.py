@@ -106,13 +106,10 @@ class Ingest:
 
     @staticmethod
     def inline_jobs_for(chosen: Iterable[tuple[SourceConfig, SourceState]]) -> int:
-        """How many documents a pass of these sources works on in-process.
-
-        What counts is how many bodies the pass expects, not how many sources it asks: a
-        source with validators most likely answers 304, one without (never fetched, or a
-        server that sends none) sends its body. A re-pass of a thousand unchanged feeds and
-        one changed one parses that one here: starting a worker for it, an interpreter that
-        imports the CPU stages, kept the pass waiting half a second (measured)."""
+        """How many documents a pass of these sources works on in-process: what counts is the
+        bodies it expects (sources without validators send one), not the sources it asks. A
+        re-pass of 1000 304s and one changed feed parses that one here rather than start a
+        worker for it (0.07 s less, in alternating runs of `run --once`)."""
         expected = sum(
             source.kind != "posts" and not (state.etag or state.last_modified)
             for source, state in chosen
