@@ -160,9 +160,8 @@ class Ingest:
     async def _unchanged(
         self, source: SourceConfig, state: SourceState, fetch: FetchResult
     ) -> Finish:
-        unchanged = succeeded(
-            state, self.now, self.config.interval(source), result="not modified", fetch=fetch
-        )
+        interval = self.config.interval(source)
+        unchanged = succeeded(state, self.now, interval, result="not modified", fetch=fetch)
         committed = await self._saves.submit(lambda transaction: transaction.save_state(unchanged))
         log.debug("%s: not modified", source.name)
         return _when(committed, SourceReport(source.name, not_modified=True))
