@@ -8,7 +8,7 @@ held back, the bodies would pile up in memory. So fetches run at the network's p
 bodies wait here for one of the backlog's places: the first few as they are, the others in a
 temporary folder, read back when their turn comes.
 
-    room = WaitingRoom(places=16, in_memory=16)
+    room = WaitingRoom(places=16, in_memory=4)
     ticket = room.ticket(document)    # never waits; may write the body to a file
     async with ticket as document:    # waits for a place; the body is back in memory
         ...                           # (SourceError if its file could not be read back)
