@@ -148,6 +148,7 @@ class SourceState:
     # The last feed body processed without error, hashed with how it was processed (see
     # pipeline.ingest.body_digest): the same bytes again are unchanged, 304 or not.
     body_digest: str | None = None
+    moved_from: str | None = None  # the configured URL whose redirect led to permanent_url
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
-"""When a source is fetched next, and what its health is: pure functions over SourceState.
+"""When and where a source is fetched next, and what its health is: pure functions over
+SourceState.
 
-After a success the source is due again one interval later and its error streak resets. After
-a failure it backs off: interval x 2^streak with jitter, capped at 24 h, and never before a
-server's Retry-After. 410 Gone disables the source; a 404 that lasts 7 days marks it dead.
+After a success the source is due again one interval later and its error streak resets; a
+permanent redirect is asked straight at its target from then on. After a failure it backs off:
+interval x 2^streak with jitter, capped at 24 h, and never before a server's Retry-After.
+410 Gone disables the source; a 404 that lasts 7 days marks it dead.
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ def backoff(interval: timedelta, streak: int) -> timedelta:
     return min(jittered, MAX_BACKOFF)
 
 
+def poll_url(configured: str, state: SourceState) -> str:
+    """Where a permanent redirect of the configured URL led, while the config still names that
+    URL (RFC 9110: later requests should use the new one); else the configured URL."""
+    if state.permanent_url and state.moved_from == configured:
+        return state.permanent_url
+    return configured
+
+
 def succeeded(
     state: SourceState,
     now: datetime,
@@ -34,14 +44,17 @@ def succeeded(
     result: str = "ok",
     new_items: int = 0,
     fetch: FetchResult | None = None,
+    configured_url: str | None = None,
 ) -> SourceState:
+    """`configured_url`: the source's URL in the config, which a permanent redirect seen now
+    is recorded as moved from (default: the URL fetched)."""
+    moved = fetch is not None and fetch.permanent_url is not None
     return replace(
         state,
         etag=fetch.etag if fetch else state.etag,
         last_modified=fetch.last_modified if fetch else state.last_modified,
-        permanent_url=(fetch.permanent_url or state.permanent_url)
-        if fetch
-        else state.permanent_url,
+        permanent_url=fetch.permanent_url if fetch and moved else state.permanent_url,
+        moved_from=(configured_url or fetch.url) if fetch and moved else state.moved_from,
         last_status=fetch.status if fetch else None,
         last_fetch_at=now,
         last_success_at=now,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from aggregator.models import FetchResult, SourceState
@@ -12,6 +13,7 @@ from aggregator.schedule import (
     health,
     is_backing_off,
     is_due,
+    poll_url,
     succeeded,
 )
 
@@ -84,3 +86,21 @@ def test_a_404_lasting_seven_days_is_dead() -> None:
 def test_never_fetched_and_disabled_in_config() -> None:
     assert health(None, NOW) == "never fetched"
     assert health(SourceState(name="s"), NOW, enabled=False) == "disabled"
+
+
+def test_a_permanent_redirect_is_asked_directly_while_the_config_names_its_origin() -> None:
+    fetch = FetchResult(
+        source="s",
+        url="http://old.example/feed",
+        final_url="http://new.example/feed",
+        status=200,
+        permanent_url="http://new.example/feed",
+    )
+    state = succeeded(SourceState(name="s"), NOW, INTERVAL, fetch=fetch)
+    assert state.moved_from == "http://old.example/feed"
+    assert poll_url("http://old.example/feed", state) == "http://new.example/feed"
+    assert poll_url("http://edited.example/feed", state) == "http://edited.example/feed"
+    # Asked directly, the target answers without a redirect: the move stays recorded.
+    direct = replace(fetch, url="http://new.example/feed", permanent_url=None)
+    again = succeeded(state, NOW, INTERVAL, fetch=direct)
+    assert poll_url("http://old.example/feed", again) == "http://new.example/feed"

@@ -166,3 +166,28 @@ def test_a_body_resent_without_validators_is_not_processed_again(
     assert third.returncode == 0, third.stderr
     assert "bad-wrong_charset: same body as last time" not in third.stderr
     assert "bad-wrong_charset: 0 new, 1 changed" in third.stderr
+
+
+def test_a_permanent_redirect_is_followed_straight_to_its_target_from_then_on(
+    tmp_path: Path, farm: Farm
+) -> None:
+    """bad-moved answers 301 to a good feed: the next poll asks the target directly (with its
+    validators, so a 304), and an edited URL in the config is asked again as configured."""
+    config = _config(tmp_path, farm)
+    assert run_aggregator(config, "run", "--once").returncode == 0
+    moved_to = _status(config)["bad-moved"]["moved_to"]
+    assert moved_to and moved_to.endswith("/feeds/0000.xml")
+
+    farm.reset_stats()
+    second = run_aggregator(config, "run", "--once")
+    assert second.returncode == 0, second.stderr
+    assert not [log for log in farm.requests if log.path == "/bad/moved"]
+    assert _status(config)["bad-moved"]["health"] == "ok"
+
+    # The config now names another URL for the source: it is asked, not the old target.
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("/bad/moved", "/bad/wrong-charset"), encoding="utf-8")
+    farm.reset_stats()
+    third = run_aggregator(config, "run", "--once")
+    assert third.returncode == 0, third.stderr
+    assert len([log for log in farm.requests if log.path == "/bad/wrong-charset"]) == 2

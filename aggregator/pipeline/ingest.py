@@ -27,7 +27,7 @@ from aggregator.models import Article, Document, FetchRequest, FetchResult, Sour
 from aggregator.pipeline.recipe import Processed, Recipe, run_job
 from aggregator.pipeline.waiting import WaitingRoom
 from aggregator.pipeline.writer import GroupWriter
-from aggregator.schedule import failed, succeeded
+from aggregator.schedule import failed, poll_url, succeeded
 from aggregator.store import SaveResult, Store, StoreTransaction
 from aggregator.urls import canonical_url
 
@@ -131,7 +131,7 @@ class Ingest:
         async with self._turns:
             if self._stopping():
                 return _when(None, SourceReport(source.name))  # still due: the next pass
-            fetch = await self._fetch(source, state, source.url or "")
+            fetch = await self._fetch(source, state, poll_url(source.url or "", state))
         if fetch.error:
             return await self._failed(source, state, fetch.error, fetch)
         if fetch.not_modified or fetch.document is None:
@@ -161,7 +161,9 @@ class Ingest:
         self, source: SourceConfig, state: SourceState, fetch: FetchResult
     ) -> Finish:
         interval = self.config.interval(source)
-        unchanged = succeeded(state, self.now, interval, result="not modified", fetch=fetch)
+        unchanged = succeeded(
+            state, self.now, interval, result="not modified", fetch=fetch, configured_url=source.url
+        )
         committed = await self._saves.submit(lambda transaction: transaction.save_state(unchanged))
         log.debug("%s: not modified", source.name)
         return _when(committed, SourceReport(source.name, not_modified=True))
@@ -178,7 +180,8 @@ class Ingest:
         `digest`: the body's (see body_digest), kept with the new state on success."""
         if processed.error:
             return await self._failed(source, state, processed.error, fetch)
-        new_state = succeeded(state, self.now, self.config.interval(source), fetch=fetch)
+        interval = self.config.interval(source)
+        new_state = succeeded(state, self.now, interval, fetch=fetch, configured_url=source.url)
         if digest is not None:
             new_state = replace(new_state, body_digest=digest)
         articles = list(processed.articles)

@@ -114,6 +114,7 @@ class SourceStateRow(SQLModel, table=True):
     failing_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     disabled_reason: str | None = Field(default=None, sa_type=Text)
     body_digest: str | None = Field(default=None, sa_type=Text)
+    moved_from: str | None = Field(default=None, sa_type=Text)
 
 
 class ArticleNearRow(SQLModel, table=True):

@@ -1,4 +1,6 @@
-"""body digest: per source, a hash of the last feed body processed, to skip it when resent
+"""body digest and moved_from: per source, a hash of the last feed body processed (to skip it
+when resent), and the configured URL a permanent redirect was followed from (to ask its
+target directly while the config names that URL)
 
 Revision ID: 0003
 Revises: 0002
@@ -19,11 +21,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # NULL: no body seen yet, so the next one is processed whatever it holds.
+    # NULL: no body seen yet, so the next one is processed whatever it holds; no redirect
+    # followed since, so the next poll asks the configured URL (and records where it leads).
     with op.batch_alter_table("source_state") as batch:
         batch.add_column(sa.Column("body_digest", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("moved_from", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("source_state") as batch:
+        batch.drop_column("moved_from")
         batch.drop_column("body_digest")
