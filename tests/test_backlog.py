@@ -7,21 +7,40 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aggregator.config import load_config
+from aggregator.config import Config, load_config
 from aggregator.fetch import Fetcher
 from aggregator.models import FetchRequest, FetchResult
 from aggregator.pipeline import ingest, run
 from aggregator.pipeline.run import open_store, run_pass
-from aggregator.store import StoreTransaction
+from aggregator.store import Store, StoreTransaction
 from tests.farm import Farm, FarmConfig
 from tests.helpers import farm_config
 
 FEEDS = 24
+
+
+@contextmanager
+def _store_for(
+    tmp_path: Path, urls: list[str], defaults: str = ""
+) -> Iterator[tuple[Config, Store]]:
+    """The config (one feed source per URL, `defaults` appended) and its opened store."""
+    path = farm_config(tmp_path, urls)
+    if defaults:
+        path.write_text(path.read_text(encoding="utf-8") + defaults + "\n", encoding="utf-8")
+    os.chdir(tmp_path)
+    config = load_config(path)
+    store = open_store(config)
+    try:
+        yield config, store
+    finally:
+        store.close()
 
 
 def test_parsed_feeds_waiting_for_a_slow_store_stay_within_the_backlog(
@@ -46,15 +65,9 @@ def test_parsed_feeds_waiting_for_a_slow_store_stay_within_the_backlog(
     monkeypatch.setattr(ingest.Ingest, "_cpu", counted_cpu)
     monkeypatch.setattr(StoreTransaction, "save_articles", slow_save)
     monkeypatch.setattr(run, "_worker_pool", lambda start=True: None)  # CPU work on threads
-    with Farm(FarmConfig(feeds=FEEDS, items=2, churn=0.0, bad_citizens=False)) as farm:
-        path = farm_config(tmp_path, farm.feed_urls())
-        os.chdir(tmp_path)
-        config = load_config(path)
-        store = open_store(config)
-        try:
-            report = run_pass(config, store)
-        finally:
-            store.close()
+    quiet = FarmConfig(feeds=FEEDS, items=2, churn=0.0, bad_citizens=False)
+    with Farm(quiet) as farm, _store_for(tmp_path, farm.feed_urls()) as (config, store):
+        report = run_pass(config, store)
     assert report.new == FEEDS * 2
     assert waiting == 0
     assert 1 < peak <= ingest.BACKLOG
@@ -86,19 +99,13 @@ def test_a_slow_server_last_in_the_list_is_asked_early_not_after_the_parsing(
     temporary.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     with Farm(FarmConfig(feeds=FEEDS, items=2, churn=0.0, hang=30)) as farm:
-        path = farm_config(tmp_path, [*farm.feed_urls(), farm.bad_urls()["hang"]])
-        text = path.read_text(encoding="utf-8")
         # Four sources fetching at once: the hang's turn is the 25th. Before, a source kept
         # its turn until saved, so the hang was asked after 21 saves.
-        path.write_text(text + "defaults: {concurrency: 4, timeout: 1s}\n", encoding="utf-8")
-        os.chdir(tmp_path)
-        config = load_config(path)
-        store = open_store(config)
-        try:
+        urls = [*farm.feed_urls(), farm.bad_urls()["hang"]]
+        with _store_for(tmp_path, urls, "defaults: {concurrency: 4, timeout: 1s}") as opened:
+            config, store = opened
             report = run_pass(config, store)
             hang = store.source_state(f"feed-{FEEDS}")
-        finally:
-            store.close()
     assert report.new == FEEDS * 2
     assert hang is not None and "timed out" in (hang.last_error or "")
     asked = events.index(f"fetching feed-{FEEDS}")
@@ -120,19 +127,12 @@ def test_a_stop_mid_pass_fetches_no_more_sources(
             stop.set()
 
     slow = FarmConfig(feeds=FEEDS, items=2, churn=0.0, latency=0.3, bad_citizens=False)
-    with Farm(slow) as farm:
-        path = farm_config(tmp_path, farm.feed_urls())
-        text = path.read_text(encoding="utf-8")
-        path.write_text(text + "defaults: {concurrency: 2}\n", encoding="utf-8")
-        os.chdir(tmp_path)
-        config = load_config(path)
-        store = open_store(config)
-        try:
-            report = run_pass(config, store, stop=stop, progress=progress)
-            fetched = {log.path for log in farm.requests}
-            states = {state.name for state in store.source_states()}
-        finally:
-            store.close()
+    two_at_once = "defaults: {concurrency: 2}"
+    with Farm(slow) as farm, _store_for(tmp_path, farm.feed_urls(), two_at_once) as opened:
+        config, store = opened
+        report = run_pass(config, store, stop=stop, progress=progress)
+        fetched = {log.path for log in farm.requests}
+        states = {state.name for state in store.source_states()}
     assert 2 <= len(fetched) < FEEDS
     saved = {r.name for r in report.sources if r.new}
     assert 2 <= len(saved) <= len(fetched)
@@ -157,17 +157,11 @@ def test_a_stop_leaves_bodies_still_waiting_for_a_place_to_the_next_pass(
     monkeypatch.setattr(run, "_worker_pool", lambda start=True: None)
     feeds = ingest.BACKLOG + 12
     with Farm(FarmConfig(feeds=feeds, items=2, churn=0.0, bad_citizens=False)) as farm:
-        path = farm_config(tmp_path, farm.feed_urls())
-        os.chdir(tmp_path)
-        config = load_config(path)
-        store = open_store(config)
-        try:
+        with _store_for(tmp_path, farm.feed_urls()) as (config, store):
             started = time.monotonic()
             report = run_pass(config, store, stop=stop)
             took = time.monotonic() - started
             states = {state.name for state in store.source_states()}
-        finally:
-            store.close()
         fetched = len(farm.requests)
     saved = {r.name for r in report.sources if r.new}
     assert fetched == feeds

@@ -4,12 +4,15 @@ round-trip, re-cleaned bodies update."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Column, MetaData, Table, insert, text
+from sqlalchemy.engine import Connection
 
 from aggregator.models import RuleHit
 from aggregator.store import Store
@@ -25,23 +28,30 @@ AUDIT = (
 )
 
 
-def test_a_0001_database_upgrades_and_keeps_its_articles(store_url: str) -> None:
-    old = make("s", "k")
+@contextmanager
+def _migrated_to(store_url: str, revision: str) -> Iterator[Connection]:
+    """A write transaction on a store that alembic brought to `revision` and no further."""
     engine = make_engine(parse_url(store_url))
     try:
         with write_transaction(engine) as connection:
             config = Config()
             config.set_main_option("script_location", MIGRATIONS)
             config.attributes["connection"] = connection
-            command.upgrade(config, "0001")
-            # The article table as 0001 left it: no clean_audit column yet.
-            columns = [Column(c.name, c.type) for c in ARTICLE.columns if c.name != "clean_audit"]
-            table = Table("article", MetaData(), *columns)
-            values = article_values(old, datetime.now(UTC))
-            del values["clean_audit"]
-            connection.execute(insert(table), [values])
+            command.upgrade(config, revision)
+            yield connection
     finally:
         engine.dispose()
+
+
+def test_a_0001_database_upgrades_and_keeps_its_articles(store_url: str) -> None:
+    old = make("s", "k")
+    with _migrated_to(store_url, "0001") as connection:
+        # The article table as 0001 left it: no clean_audit column yet.
+        columns = [Column(c.name, c.type) for c in ARTICLE.columns if c.name != "clean_audit"]
+        table = Table("article", MetaData(), *columns)
+        values = article_values(old, datetime.now(UTC))
+        del values["clean_audit"]
+        connection.execute(insert(table), [values])
     assert fetch(store_url, "SELECT version_num FROM alembic_version") == [("0001",)]
 
     store = Store(store_url)
@@ -65,21 +75,13 @@ def test_a_0001_database_upgrades_and_keeps_its_articles(store_url: str) -> None
 def test_a_0002_database_upgrades_and_keeps_its_source_states(store_url: str) -> None:
     """0003 adds the body digest: a source saved before it keeps its state, with no digest
     (its next body is read whatever it holds), and takes one from then on."""
-    engine = make_engine(parse_url(store_url))
-    try:
-        with write_transaction(engine) as connection:
-            config = Config()
-            config.set_main_option("script_location", MIGRATIONS)
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0002")
-            connection.execute(
-                text(
-                    "INSERT INTO source_state (name, etag, new_items, error_streak)"
-                    " VALUES ('old', '\"v1\"', 3, 0)"
-                )
+    with _migrated_to(store_url, "0002") as connection:
+        connection.execute(
+            text(
+                "INSERT INTO source_state (name, etag, new_items, error_streak)"
+                " VALUES ('old', '\"v1\"', 3, 0)"
             )
-    finally:
-        engine.dispose()
+        )
 
     store = Store(store_url)
     try:
