@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import logging
 import multiprocessing
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from aggregator import heap
 from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher
 from aggregator.models import SourceState
@@ -100,6 +102,7 @@ async def run_pass_async(
     progress: Callable[[int, int], None] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> PassReport:
+    heap.settle()  # the first pass in this process: what the imports made is frozen
     now = now or datetime.now(UTC)
     states = {state.name: state for state in store.source_states()}
     chosen: list[tuple[SourceConfig, SourceState]] = []
@@ -227,7 +230,11 @@ def _worker_pool(start: bool = True) -> Executor | None:
     if _workers is None and start:
         # spawn, not fork: the daemon's process has threads (uvicorn, the store writer).
         context = multiprocessing.get_context("spawn")
-        _workers = ProcessPoolExecutor(max_workers=worker_count(), mp_context=context)
+        _workers = ProcessPoolExecutor(
+            max_workers=worker_count(),
+            mp_context=context,
+            initializer=functools.partial(heap.settle, "aggregator.pipeline.process"),
+        )
     return _workers
 
 
