@@ -22,10 +22,11 @@ from alembic.config import Config
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import event
 
 from aggregator.errors import StoreError
 from aggregator.models import Article, SourceState, TagSummary
-from aggregator.store import SaveResult, Store
+from aggregator.store import SaveResult, Store, reads
 from aggregator.store.api import MIGRATIONS, newest_revision
 from aggregator.store.engine import write_transaction
 from aggregator.store.tables import METADATA
@@ -418,7 +419,13 @@ def test_tags_without_articles_are_not_listed(store: Store) -> None:
 # --- reading clusters ---
 
 
-def test_clusters_order_members_limit_and_tag_filter(store: Store) -> None:
+# Both ways of finding a tag's stories (store/reads.py, _has_tagged_member): story by story for
+# a tag on many articles, member by member for a small one.
+@pytest.mark.parametrize("walk_from", [1, 10**9], ids=["tag-walked", "tag-listed"])
+def test_clusters_order_members_limit_and_tag_filter(
+    store: Store, walk_from: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reads, "TAG_WALK_FROM", walk_from)
     # a3 (2024-03-02 01:00 UTC) is newer than a1 (2024-03-01 17:00 UTC) although its
     # wall-clock time reads earlier: ordering is by instant, not by the text of the date.
     a1 = make("a", "1", when=datetime(2024, 3, 2, 1, 0, tzinfo=UTC8), tags=["one"], identity="a1")
@@ -444,6 +451,48 @@ def test_clusters_order_members_limit_and_tag_filter(store: Store) -> None:
     assert ids(store.clusters("two", 1)) == [[a3.id]]
     assert ids(store.clusters("one", 10)) == [story]
     assert store.clusters("nothing", 10) == []
+
+
+def test_the_feeds_newest_stories_and_daily_chart_are_read_from_an_index(
+    store: Store, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite, the queries that pick the newest stories (of all, and of a large tag) and
+    count the chart's days never read an article row (each about a page of HTML): the
+    timeline index holds every column they ask for (migration 0004). Checked on the
+    statements the store really sends. (A small tag's few members are looked up by id.)"""
+    if is_postgres(store_url):
+        pytest.skip("SQLite's query plans; PostgreSQL plans with its own statistics")
+    monkeypatch.setattr(reads, "TAG_WALK_FROM", 1)  # "one" counts as a large tag
+    story = make("a", "1", tags=["one"])
+    save(store, "a", story, make("a", "2"))
+    save(store, "b", make("b", "1", cluster=story))
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    engine = store._engine  # the statements the store sends, as sent
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        store.clusters(None, 10)
+        store.clusters("one", 10)
+        store.daily_counts(datetime(2024, 3, 2, tzinfo=UTC).date())
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    timeline = [
+        (statement, parameters)
+        for statement, parameters in sent
+        if "ORDER BY article.published DESC" in statement or "strftime" in statement
+    ]
+    assert len(timeline) == 3  # the two story lists and the chart
+    with raw(store_url) as connection:
+        for statement, parameters in timeline:
+            plan = [
+                row[3] for row in connection.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+            ]
+            on_article = [step for step in plan if step.split()[1:2] == ["article"]]
+            assert on_article, plan
+            assert all("COVERING INDEX ix_article_timeline" in step for step in on_article), plan
 
 
 def test_clusters_with_the_same_date_are_ordered_by_cluster_id(store: Store) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import distinct, func, literal_column, select, union_all
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from aggregator.models import Article, DailyCounts, SourceState, TagSummary
 from aggregator.store.plain import Plain, chunks, marks
@@ -27,6 +28,9 @@ _CLUSTER_OF = (
 )
 _BY_LINK = _CLUSTER_OF.format(kind=0, column="link_hash")
 _BY_CONTENT = _CLUSTER_OF.format(kind=1, column="content_hash")
+# Tags with at least this many articles are looked up story by story in clusters(): see
+# _has_tagged_member.
+TAG_WALK_FROM = 2000
 
 
 def find_clusters(
@@ -60,15 +64,12 @@ def clusters(connection: Connection, tag_slug: str | None, limit: int) -> list[t
         return []
     query = select(ARTICLE.c.id).where(ARTICLE.c.id == ARTICLE.c.cluster_id)
     if tag_slug is not None:
-        # Aliased, or SQLAlchemy would correlate the subquery with the outer `article`.
-        member = ARTICLE.alias("member")
-        tagged = (
-            select(member.c.cluster_id)
-            .join(ARTICLE_TAG, ARTICLE_TAG.c.article_id == member.c.id)
-            .join(TAG, TAG.c.id == ARTICLE_TAG.c.tag_id)
-            .where(TAG.c.slug == tag_slug)
-        )
-        query = query.where(ARTICLE.c.id.in_(tagged))
+        tag_id = connection.execute(
+            select(TAG.c.id).where(TAG.c.slug == tag_slug)
+        ).scalar_one_or_none()
+        if tag_id is None:
+            return []
+        query = query.where(_has_tagged_member(connection, tag_id))
     query = query.order_by(ARTICLE.c.published.desc(), ARTICLE.c.id).limit(limit)
     cluster_ids: list[str] = list(connection.execute(query).scalars())
     members: dict[str, list[Article]] = defaultdict(list)
@@ -85,6 +86,34 @@ def clusters(connection: Connection, tag_slug: str | None, limit: int) -> list[t
         return (is_other, first_seen[article.id], article.published, article.id)
 
     return [tuple(sorted(members[cluster_id], key=member_order)) for cluster_id in cluster_ids]
+
+
+def _has_tagged_member(connection: Connection, tag_id: int) -> ColumnElement[bool]:
+    """The condition on a story's first article (`article`) that a member of its story has
+    the tag, in the form that is cheap for the tag's size.
+
+    A large tag is checked story by story: the query walks the stories newest first and
+    stops at the feed's limit, a few dozen checks for a tag most articles carry, whatever the
+    store's size. A small one is listed member by member instead: walking would visit every
+    story of the store before it found a rare tag's few. (The list for a tag on every article
+    cost 650 ms at 100k stored articles: benchmarks/render_queries.py.)"""
+    # Aliased, or SQLAlchemy would correlate the subqueries with the outer `article`.
+    member = ARTICLE.alias("member")
+    links = select(ARTICLE_TAG.c.article_id).where(ARTICLE_TAG.c.tag_id == tag_id)
+    counted = select(func.count()).select_from(links.limit(TAG_WALK_FROM).subquery())
+    if connection.execute(counted).scalar_one() >= TAG_WALK_FROM:
+        tagged_member = (
+            select(member.c.id)
+            .join(ARTICLE_TAG, ARTICLE_TAG.c.article_id == member.c.id)
+            .where(member.c.cluster_id == ARTICLE.c.id, ARTICLE_TAG.c.tag_id == tag_id)
+        )
+        return tagged_member.exists()
+    stories = (
+        select(member.c.cluster_id)
+        .join(ARTICLE_TAG, ARTICLE_TAG.c.article_id == member.c.id)
+        .where(ARTICLE_TAG.c.tag_id == tag_id)
+    )
+    return ARTICLE.c.id.in_(stories)
 
 
 def article(connection: Connection, article_id: str) -> Article | None:
