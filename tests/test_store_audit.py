@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Column, MetaData, Table, insert, text
+from sqlalchemy import Column, MetaData, Table, insert, inspect, text
 from sqlalchemy.engine import Connection
 
 from aggregator.models import RuleHit
@@ -123,3 +123,30 @@ def test_audits_round_trip_and_reclean_updates_only_changed_bodies(store: Store)
     assert after.cluster_id == first.cluster_id
     assert store.clean_audit(first.id) == (RuleHit("drop-text", 1, ()),)
     assert store.update_cleaned([recleaned]) == [], "a second run changes nothing"
+
+
+def test_a_0003_database_upgrades_to_the_timeline_index(store_url: str) -> None:
+    """0004 replaces the index on `published` alone with the timeline index; the stories
+    saved before it are listed as before."""
+    older, newer = make("s", "1"), make("s", "2", when=datetime(2024, 3, 5, tzinfo=UTC))
+    with _migrated_to(store_url, "0003") as connection:
+        connection.execute(
+            insert(ARTICLE), [article_values(a, datetime.now(UTC)) for a in (older, newer)]
+        )
+
+    store = Store(store_url)
+    try:
+        store.migrate()
+        engine = make_engine(parse_url(store_url))
+        try:
+            indexes = {index["name"] for index in inspect(engine).get_indexes("article")}
+        finally:
+            engine.dispose()
+        assert "ix_article_timeline" in indexes
+        assert "ix_article_published" not in indexes
+        assert [[a.id for a in story] for story in store.clusters(None, 10)] == [
+            [newer.id],
+            [older.id],
+        ]
+    finally:
+        store.close()

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Index,
     LargeBinary,
     MetaData,
     Table,
@@ -49,8 +50,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class ArticleRow(SQLModel, table=True):
     __tablename__ = "article"
-    # The unique index leads with `source`, so it also serves per-source counts and lookups.
-    __table_args__ = (UniqueConstraint("source", "key", name="uq_article_source_key"),)
+    __table_args__ = (
+        # Leads with `source`, so it also serves per-source counts and lookups.
+        UniqueConstraint("source", "key", name="uq_article_source_key"),
+        # The timeline: newest stories first, and the daily chart's window, read from the index
+        # alone (it holds every column those queries ask for), never from the large rows.
+        Index("ix_article_timeline", "published", "source", "cluster_id", "id", "updated"),
+    )
 
     id: str = Field(primary_key=True)
     source: str
@@ -61,7 +67,7 @@ class ArticleRow(SQLModel, table=True):
     link_hash: str | None = Field(default=None, index=True)
     content_hash: str | None = Field(default=None, index=True)
     cluster_id: str = Field(index=True)
-    published: datetime = Field(sa_type=UTCDateTime, index=True)
+    published: datetime = Field(sa_type=UTCDateTime)
     published_offset_minutes: int
     updated: datetime = Field(sa_type=UTCDateTime)
     updated_offset_minutes: int
