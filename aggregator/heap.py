@@ -3,7 +3,7 @@ young generation is collected less often.
 
 CPython's cyclic collector examines the young generation after every 700 net allocations of
 container objects, and now and then walks every object the process holds, including the
-hundred thousand its imports made (SQLAlchemy, pydantic, httpx, lxml: classes, functions,
+70,000 or so its imports made (SQLAlchemy, pydantic, httpx: classes, functions, and
 constants), which are never garbage. A pass allocates millions of short-lived containers
 (parsed entries, rows, band tuples) that reference counting frees on its own. Measured on the
 20k-article first pass of benchmarks/fetch.py, the main process spent 1.45 s of its 21 s of
