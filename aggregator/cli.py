@@ -141,7 +141,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Per source: health, last fetch, result, new items, error streak, next due, last error."""
+    """Per source: health, last fetch, result, new items, entries skipped and undated, error
+    streak, next due, last error."""
     import json
 
     from aggregator.schedule import health
@@ -166,6 +167,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
                 "result": state.last_result if state else None,
                 "http_status": state.last_status if state else None,
                 "new_items": state.new_items if state else 0,
+                "skipped": state.skipped if state else 0,
+                "undated": state.undated if state else 0,
                 "error_streak": state.error_streak if state else 0,
                 "next_due": _iso(state.next_fetch_at) if state else None,
                 "last_error": (state.disabled_reason or state.last_error) if state else None,
@@ -186,6 +189,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         "last fetch",
         "result",
         "new",
+        "skipped",
+        "undated",
         "streak",
         "next due",
         "last error",
@@ -206,6 +211,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
                     "last_fetch",
                     "result",
                     "new_items",
+                    "skipped",
+                    "undated",
                     "error_streak",
                     "next_due",
                 )

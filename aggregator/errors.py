@@ -76,3 +76,14 @@ class StoreError(AggregatorError):
 
 class RenderError(AggregatorError):
     """An output file could not be written."""
+
+
+def describe(error: BaseException) -> str:
+    """An unexpected exception as one line for a source's status or an entry's message: its
+    type (which says what broke) and its message, cut to a readable length."""
+    message = " ".join(str(error).split())
+    if isinstance(error, AggregatorError):
+        text = getattr(error, "reason", None) or message
+    else:
+        text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    return text if len(text) <= 300 else text[:299] + "…"

@@ -41,6 +41,9 @@ class Entry:
     tags: tuple[str, ...]  # the entry's own tags and categories, in order, without repeats
     content_html: str  # raw body HTML (Markdown already rendered)
     image: str | None = None  # lead image (front matter headimg/thumbnail, enclosure)
+    # False: the source gave no date, and `published` is when the entry was first seen (the
+    # store keeps the first such date for good).
+    dated: bool = True
 
 
 class RuleHit(NamedTuple):
@@ -90,6 +93,7 @@ class Article:
     lead_minhash: tuple[int, ...] = ()  # MinHash of the first 150 characters, for excerpts
     bands: tuple[int, ...] = ()  # LSH band keys of minhash + lead_minhash (aggregator.lsh)
     clean_audit: tuple[RuleHit, ...] = ()  # what the clean stage removed, for `explain`
+    dated: bool = True  # False: `published` is when it was first seen (see Entry.dated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +153,8 @@ class SourceState:
     # pipeline.ingest.body_digest): the same bytes again are unchanged, 304 or not.
     body_digest: str | None = None
     moved_from: str | None = None  # the configured URL whose redirect led to permanent_url
+    skipped: int = 0  # entries the last successful read skipped, each named in the log
+    undated: int = 0  # entries of the last successful read without a date: first seen
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 # Parameters that only tell the publisher where a click came from; they never select content.
 _TRACKING_EXACT = frozenset(
@@ -84,8 +84,17 @@ def absolute_url(url: str, base: str | None) -> str:
 
 
 def is_web_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme.lower() in _SAFE_SCHEMES and bool(parts.netloc)
+    """An http(s) URL with a host that urllib can take apart (`http://a.c[o/` it cannot)."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower() in _SAFE_SCHEMES and bool(parts.hostname) and _port_ok(parts)
+    except ValueError:
+        return False
+
+
+def _port_ok(parts: SplitResult) -> bool:
+    parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    return True
 
 
 def canonical_url(url: str) -> str:

@@ -27,8 +27,9 @@ def entry_fields(entry: Entry) -> dict[str, Any]:
         "key": entry.key,
         "title": entry.title,
         "link": entry.link,
-        "published": entry.published.isoformat(),
-        "updated": entry.updated.isoformat(),
+        # An entry without a date is dated when it is first seen: no fixed value to pin.
+        "published": entry.published.isoformat() if entry.dated else "first seen",
+        "updated": entry.updated.isoformat() if entry.dated else "first seen",
         "author": entry.author,
         "tags": list(entry.tags),
         "image": entry.image,

@@ -166,6 +166,9 @@ class SourceConfig(_Strict):
     enabled: bool = True
     timezone: TimeZone | None = None
     clean: CleanRules = CleanRules()
+    # What the entries' own categories become: tags (each its own feed), or nothing, so a
+    # handful of feeds cannot make a hundred tags.
+    categories: Literal["tags", "ignore"] = "tags"
     # page sources: CSS selectors on the listing page and on each article page
     selector: Selector | None = None
     content_selector: Selector | None = None

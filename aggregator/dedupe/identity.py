@@ -77,4 +77,5 @@ def identify(entry: Entry, cleaned: CleanedHtml, tags: Sequence[str]) -> Article
         lead_minhash=tuple(near.lead.tolist()) if near else (),
         bands=band_keys_of(np.concatenate((near.minhash, near.lead))) if near else (),
         clean_audit=cleaned.removed,
+        dated=entry.dated,
     )

@@ -7,20 +7,28 @@ import hashlib
 import html
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, TypeVar
 
 from dateutil import parser as date_parser
 from lxml import etree
 from lxml import html as lxml_html
 
-from aggregator.errors import EntryError
+from aggregator.errors import EntryError, describe
 from aggregator.models import Document, Entry
 from aggregator.urls import canonical_url, is_web_url
 
+if TYPE_CHECKING:
+    from dateparser.date import DateDataParser
+
 _TAG = re.compile(r"<[A-Za-z/!]")
+_LOOKS_LIKE_HTML = re.compile(
+    r"</[A-Za-z][A-Za-z0-9]*\s*>|&(?:#[0-9]+|#[xX][0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);"
+)
 # An attribute value that is neither absolute, protocol-relative, a fragment nor empty. Searching
 # for the `=` first and checking the name after is ten times faster than one regex with names.
 _RELATIVE_VALUE = re.compile(r"""=\s*["']?(?![a-zA-Z][a-zA-Z0-9+.-]*:|//|#|["'])""")
@@ -39,8 +47,14 @@ _CJK_DATE = re.compile(
 )
 # "[Asia/Shanghai]" after an RFC 9557 timestamp, "(China Standard Time)" after a JavaScript one.
 _ANNOTATION = re.compile(r"\s*(?:\[[^\]]*\]|\([^)]*\))$")
-_NO_YEAR = datetime(1, 1, 1)  # a sentinel: dateutil fills the fields a text lacks from it
+_LONGEST_OFFSET = timedelta(hours=24)
+_MINUTE = timedelta(minutes=1)
+_NO_YEAR = datetime(1, 1, 1)
+_WORD_AND_NUMBER = re.compile(
+    r"(?=.*[^\W\d_]{2})(?=.*\d)"
+)  # a sentinel: dateutil fills the fields a text lacks from it
 TITLE_FROM_TEXT = 80
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +73,10 @@ class RawEntry:
     """An entry as a format reader found it, before the shared rules run."""
 
     guid: str | None = None
-    title: str | None = None  # may hold markup and entities
+    title: str | None = None
+    # The title may hold markup and entities (Atom type="html", an RSS title that looks like
+    # HTML); False: it is text as published, a literal "<b>" or "&amp;" included.
+    title_is_html: bool = True
     link: str | None = None  # absolute
     published: str | None = None  # date texts, parsed by the shared rules
     updated: str | None = None
@@ -75,6 +92,12 @@ def plain_text(value: str | None) -> str:
         return ""
     value = html_text(value) if _TAG.search(value) else html.unescape(value)
     return _SPACES.sub(" ", value).strip()
+
+
+def looks_like_html(text: str) -> bool:
+    """Whether a title that may be either (RSS says nothing) is HTML: a closing tag or an
+    entity reference, the test mature readers apply."""
+    return bool(_LOOKS_LIKE_HTML.search(text))
 
 
 def html_text(fragment: str) -> str:
@@ -139,12 +162,41 @@ def unique(values: Iterable[str | None]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def parse_date(text: str | None, default_zone: tzinfo) -> datetime | None:
+class ForeignDates:
+    """How many dates of one document may still be handed to dateparser, which reads other
+    languages but costs tens of milliseconds a text: enough for every date of a feed in one
+    language (it tries the language that worked last first, and those are fast), not for a
+    hostile feed of a hundred thousand texts that are no dates."""
+
+    def __init__(self, failures: int = 20) -> None:
+        self.failures = failures
+
+    def parse(self, text: str) -> datetime | None:
+        if self.failures <= 0 or len(text) > 64 or not _WORD_AND_NUMBER.search(text):
+            return None
+        parsed = _foreign_parser().get_date_data(text).date_obj
+        if parsed is None:
+            self.failures -= 1
+        return parsed
+
+
+@lru_cache(maxsize=1)
+def _foreign_parser() -> DateDataParser:
+    from dateparser.date import DateDataParser  # noqa: PLC0415 - most feeds never need it
+
+    settings = {"REQUIRE_PARTS": ["day", "month", "year"], "STRICT_PARSING": True}
+    return DateDataParser(settings=settings, try_previous_locales=True)
+
+
+def parse_date(
+    text: str | None, default_zone: tzinfo, foreign: ForeignDates | None = None
+) -> datetime | None:
     """ISO 8601/RFC 3339, RFC 822 or a CJK `2024年1月5日 10:00`; None when it is no date.
 
     RFC 822 zone names mean what that RFC says (CST is -06:00), except a name the source's
     configured zone itself uses at that moment: with Asia/Shanghai configured, CST is +08:00.
-    An unknown zone name counts as no zone; no zone means the configured zone.
+    An unknown zone name counts as no zone; no zone means the configured zone. `foreign`:
+    dates in other languages (`Seg, 24 Set 2018`), read by dateparser within that budget.
     """
     text = " ".join((text or "").split())
     if not text:
@@ -152,9 +204,18 @@ def parse_date(text: str | None, default_zone: tzinfo) -> datetime | None:
     text = _ANNOTATION.sub("", text)
     text = _GMT_OFFSET.sub(lambda m: f" {m[1]}{int(m[2]):02d}{m[3] or '00'}", text)
     parsed = _parse(text, default_zone)
+    if parsed is None and foreign is not None:
+        parsed = foreign.parse(text)
     if parsed is None:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=default_zone)
+    try:
+        offset = parsed.utcoffset()
+    except ValueError:  # dateutil makes zones Python's datetime then refuses to use
+        offset = None
+    if offset is None or abs(offset) >= _LONGEST_OFFSET or offset % _MINUTE:
+        # No zone, or one no place has (`+3000`): the time as written, in the source's zone.
+        return parsed.replace(tzinfo=default_zone)
+    return parsed
 
 
 def _parse(text: str, default_zone: tzinfo) -> datetime | None:
@@ -189,6 +250,11 @@ def _parse(text: str, default_zone: tzinfo) -> datetime | None:
     return None if parsed.year == _NO_YEAR.year else parsed
 
 
+def first_seen() -> datetime:
+    """The date of an entry that has none: now, in whole seconds (what feeds can say)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
 def content_key(title: str, text: str) -> str:
     basis = f"{title}\n{' '.join(text.split())}"
     return "sha256:" + hashlib.sha256(basis.encode()).hexdigest()
@@ -201,14 +267,17 @@ def build_entry(
     origin: str,
     feed_date: datetime | None,
     default_zone: tzinfo,
+    foreign: ForeignDates | None = None,
 ) -> Entry:
     """The shared rules. Title: the entry's, else the first 80 characters of its text, else
     "(untitled)". Dates: published, else updated, else the feed's own date; an entry with none
-    is skipped rather than dated by guess. Key: guid, else canonical link, else a content hash."""
+    is dated when first seen (`dated` False). Key: guid, else canonical link, else a content
+    hash."""
     content = max(raw.contents, key=len, default="").strip()
     link = raw.link.strip() if raw.link and is_web_url(raw.link.strip()) else None
     guid = (raw.guid or "").strip()
-    title = plain_text(raw.title)
+    title = raw.title or ""
+    title = plain_text(title) if raw.title_is_html else _SPACES.sub(" ", title).strip()
     text = ""
     if not title or not (guid or link):
         text = _SPACES.sub(" ", html_text(content)).strip()
@@ -216,13 +285,12 @@ def build_entry(
         raise EntryError(origin, "no link, no guid and no content")
     if not title:
         title = _shorten(text) if text else "(untitled)"
-    published = parse_date(raw.published, default_zone)
-    updated = parse_date(raw.updated, default_zone)
+    published = parse_date(raw.published, default_zone, foreign)
+    updated = parse_date(raw.updated, default_zone, foreign)
     published = published or updated or feed_date
+    dated = published is not None
     if published is None:
-        said = raw.published or raw.updated
-        why = f"date {said!r} is not a date" if said else "no date, and the feed gives none"
-        raise EntryError(origin, why)
+        published = first_seen()
     updated = max(updated or published, published)
     return Entry(
         source=source,
@@ -236,6 +304,7 @@ def build_entry(
         tags=unique(raw.tags),
         content_html=content,
         image=raw.image if raw.image and is_web_url(raw.image) else None,
+        dated=dated,
     )
 
 
@@ -246,32 +315,41 @@ def _shorten(text: str) -> str:
 def assemble_feed(
     document: Document,
     head: RawEntry,
-    items: Iterable[RawEntry],
+    items: Iterable[T],
+    read: Callable[[T], RawEntry],
     *,
     feed_author: str | None,
     default_zone: tzinfo,
     parser: str,
     problems: Iterable[str] = (),
 ) -> ParsedFeed:
-    """Entries from a feed's raw items, whichever parser read them: the same rules, so the
-    fast path and the fallback give the same Entries; a bad entry becomes a problem."""
-    feed_date = parse_date(head.updated, default_zone) or parse_date(head.published, default_zone)
+    """Entries from a feed's items, each read into a RawEntry by `read`, whichever parser found
+    them: the same rules, so the fast path and the fallback give the same Entries. An entry
+    that fails, however it fails, becomes a problem naming it; the others are kept."""
+    foreign = ForeignDates()
+    feed_date = parse_date(head.updated, default_zone, foreign)
+    feed_date = feed_date or parse_date(head.published, default_zone, foreign)
     entries: list[Entry] = []
     found = list(problems)
-    for number, raw in enumerate(items, start=1):
-        raw.author = raw.author or feed_author
+    for number, item in enumerate(items, start=1):
+        origin = f"{document.origin} entry {number}"
         try:
+            raw = read(item)
+            raw.author = raw.author or feed_author
             entries.append(
                 build_entry(
                     raw,
                     source=document.source,
-                    origin=f"{document.origin} entry {number}",
+                    origin=origin,
                     feed_date=feed_date,
                     default_zone=default_zone,
+                    foreign=foreign,
                 )
             )
         except EntryError as error:
-            found.append(str(error))
+            found.append(f"{origin}: {error.reason}")
+        except Exception as error:  # a reader's or a library's fault: this entry only
+            found.append(f"{origin}: {describe(error)}")
     return ParsedFeed(
         title=plain_text(head.title) or None,
         link=head.link if head.link and is_web_url(head.link) else None,

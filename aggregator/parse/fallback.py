@@ -59,7 +59,8 @@ def parse_with_feedparser(
     return assemble_feed(
         document,
         head,
-        (_raw(item, feed_url) for item in items),
+        items,
+        lambda item: _raw(item, feed_url),
         feed_author=feed_author,
         default_zone=default_zone,
         parser="feedparser",
@@ -68,7 +69,7 @@ def parse_with_feedparser(
 
 
 def _raw(item: Mapping[str, Any], feed_url: str) -> RawEntry:
-    links: list[Mapping[str, Any]] = item.get("links", [])
+    links = _details(item.get("links"))
     alternate = next(
         (
             absolute_url(link["href"], feed_url)
@@ -84,6 +85,7 @@ def _raw(item: Mapping[str, Any], feed_url: str) -> RawEntry:
     return RawEntry(
         guid=item.get("id"),
         title=item.get("title"),
+        title_is_html=_title_is_html(item),
         link=alternate or permalink,
         published=item.get("published"),
         # FeedParserDict.get("updated") answers with `published` when there is no update.
@@ -95,24 +97,41 @@ def _raw(item: Mapping[str, Any], feed_url: str) -> RawEntry:
     )
 
 
+def _title_is_html(item: Mapping[str, Any]) -> bool:
+    # feedparser has already decided (from Atom's type, or by looking at an RSS title).
+    detail = item.get("title_detail")
+    detail = detail if isinstance(detail, Mapping) else {}
+    return str(detail.get("type", "text/html")) in _HTML_TYPES
+
+
 def _author(item: Mapping[str, Any]) -> str | None:
-    detail: Mapping[str, Any] = item.get("author_detail") or {}
+    detail = item.get("author_detail")
+    detail = detail if isinstance(detail, Mapping) else {}
     value = detail.get("name") or detail.get("email") or item.get("author")
     return str(value) if value else None
 
 
 def _tags(item: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     # feedparser turns iTunes categories and keywords into tags too; the lxml path does not.
-    tags: list[Mapping[str, Any]] = item.get("tags", [])
+    tags = _details(item.get("tags"))
     return [tag for tag in tags if tag.get("scheme") != "http://www.itunes.com/"]
 
 
 def _bodies(item: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    bodies: list[Mapping[str, Any]] = list(item.get("content", []))
+    # `content` is a list of details on an entry, but a plain string on a feed head that
+    # carries itunes:summary: only the details are bodies.
+    bodies = _details(item.get("content"))
     summary = item.get("summary_detail")
-    if summary:
+    if isinstance(summary, Mapping):
         bodies.append(summary)
     return bodies
+
+
+def _details(value: object) -> list[Mapping[str, Any]]:
+    """The mappings of a feedparser list value; anything else in its place is ignored."""
+    if not isinstance(value, list):
+        return []
+    return [detail for detail in value if isinstance(detail, Mapping)]
 
 
 def _body(detail: Mapping[str, Any], feed_url: str) -> str:
@@ -125,8 +144,8 @@ def _body(detail: Mapping[str, Any], feed_url: str) -> str:
 
 
 def _image(item: Mapping[str, Any], links: list[Mapping[str, Any]], feed_url: str) -> str | None:
-    thumbnails: list[Mapping[str, Any]] = item.get("media_thumbnail", [])
-    media: list[Mapping[str, Any]] = item.get("media_content", [])
+    thumbnails = _details(item.get("media_thumbnail"))
+    media = _details(item.get("media_content"))
     found = [thumbnail.get("url") for thumbnail in thumbnails]
     found += [
         content.get("url")

@@ -26,6 +26,7 @@ from .common import (
     RawEntry,
     absolutize_html,
     assemble_feed,
+    looks_like_html,
     text_to_html,
 )
 from .jsonfeed import looks_like_json, parse_json_feed
@@ -122,7 +123,8 @@ def parse_xml_feed(text: str, document: Document, default_zone: tzinfo) -> Parse
     return assemble_feed(
         document,
         head,
-        (_read(item) for item in items),
+        items,
+        _read,
         feed_author=feed_author,
         default_zone=default_zone,
         parser="lxml",
@@ -164,7 +166,8 @@ def _read(node: etree._Element) -> RawEntry:
     for child in node:
         name = _name(child.tag)
         if name in _TITLES:
-            raw.title = raw.title if raw.title is not None else _title(child)
+            if raw.title is None:
+                raw.title, raw.title_is_html = _title(child, name)
         elif name == "link" and not link and _text(child).strip():
             link = absolute_url(_text(child), _base(child))
         elif name == "atom:link" and child.get("href"):
@@ -229,10 +232,14 @@ def _text(node: etree._Element) -> str:
     return "".join(parts)
 
 
-def _title(node: etree._Element) -> str:
-    if node.get("type") == "xhtml":
-        return html.escape(_text(node), quote=False)
-    return _text(node)
+def _title(node: etree._Element, name: str) -> tuple[str, bool]:
+    """The title and whether it is HTML: Atom says so in `type` (text by default); RSS does
+    not, so a title is HTML when it looks like HTML."""
+    text = _text(node)
+    if name == "atom:title":
+        kind = node.get("type", "text").lower()
+        return text, "html" in kind and "xhtml" not in kind
+    return text, looks_like_html(text)
 
 
 def _author(node: etree._Element) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Any
@@ -15,10 +16,13 @@ from .common import (
     ParsedFeed,
     RawEntry,
     absolutize_html,
-    build_entry,
+    assemble_feed,
     string_or_none,
     text_to_html,
 )
+
+_JSON_FEED_VERSION = re.compile(r"^https?://jsonfeed\.org/version/\d", re.IGNORECASE)
+_ITEM_KEYS = frozenset({"id", "url", "external_url", "content_html", "content_text"})
 
 
 def looks_like_json(text: str, content_type: str | None) -> bool:
@@ -28,51 +32,48 @@ def looks_like_json(text: str, content_type: str | None) -> bool:
 
 
 def parse_json_feed(text: str, document: Document, default_zone: tzinfo) -> ParsedFeed:
-    """Raises EntryError when the body is not JSON or not a JSON Feed; skips bad items."""
+    """Raises EntryError when the body is not JSON or not a JSON Feed; skips bad items.
+
+    A JSON Feed names its version (`https://jsonfeed.org/version/1.1`; 1.0 feeds in the wild
+    also write `http://`); a document without one is still read when it is otherwise shaped
+    like one: a list of `items` that are objects with an `id`, a `url` or a content."""
     origin = document.origin
     try:
         feed = json.loads(text)
     except ValueError as error:
         raise EntryError(origin, f"not a JSON feed: {error}") from None
-    if not isinstance(feed, dict) or not str(feed.get("version", "")).startswith(
-        "https://jsonfeed.org/version/"
-    ):
-        raise EntryError(origin, "not a JSON feed: no jsonfeed.org `version`")
+    if not isinstance(feed, dict):
+        raise EntryError(origin, "not a JSON feed: the document is not an object")
     items = feed.get("items")
+    version = feed.get("version")
+    if version is not None and not _JSON_FEED_VERSION.match(str(version)):
+        raise EntryError(origin, f"not a JSON feed: version {str(version)[:80]!r}")
     if not isinstance(items, list):
         raise EntryError(origin, "not a JSON feed: `items` is not a list")
+    if version is None and not _items_look_like_json_feed(items):
+        raise EntryError(origin, "not a JSON feed: no jsonfeed.org `version`")
     feed_url = document.base_url or origin
-    feed_author = _author(feed)
-    entries, problems = [], []
-    for number, item in enumerate(items, start=1):
-        item_origin = f"{origin} entry {number}"
-        try:
-            if not isinstance(item, dict):
-                raise EntryError(item_origin, "not a JSON object")
-            raw = _raw(item, feed_url)
-            raw.author = raw.author or feed_author
-            entry = build_entry(
-                raw,
-                source=document.source,
-                origin=item_origin,
-                feed_date=None,  # a JSON Feed has no date of its own
-                default_zone=default_zone,
-            )
-        except EntryError as error:
-            problems.append(str(error))
-            continue
-        entries.append(entry)
     home = string_or_none(feed.get("home_page_url"))
-    return ParsedFeed(
-        title=string_or_none(feed.get("title")),
-        link=absolute_url(home, feed_url) if home else None,
-        entries=tuple(entries),
-        problems=tuple(problems),
+    head = RawEntry(title=string_or_none(feed.get("title")), title_is_html=False)
+    head.link = absolute_url(home, feed_url) if home else None
+    return assemble_feed(
+        document,
+        head,
+        items,
+        lambda item: _raw(item, feed_url),
+        feed_author=_author(feed),
+        default_zone=default_zone,
         parser="json",
     )
 
 
-def _raw(item: Mapping[str, Any], feed_url: str) -> RawEntry:
+def _items_look_like_json_feed(items: list[Any]) -> bool:
+    return any(isinstance(item, dict) and _ITEM_KEYS & item.keys() for item in items)
+
+
+def _raw(item: object, feed_url: str) -> RawEntry:
+    if not isinstance(item, dict):
+        raise EntryError(feed_url, "not a JSON object")
     identifier = item.get("id")
     url = string_or_none(item.get("url")) or string_or_none(item.get("external_url"))
     link = absolute_url(url, feed_url) if url else None
@@ -88,6 +89,7 @@ def _raw(item: Mapping[str, Any], feed_url: str) -> RawEntry:
         # 1.0 feeds in the wild give numbers; the spec says string
         guid=str(identifier) if isinstance(identifier, str | int) else None,
         title=string_or_none(item.get("title")),
+        title_is_html=False,  # JSON Feed titles are plain text
         link=link,
         published=string_or_none(item.get("date_published")),
         updated=string_or_none(item.get("date_modified")),

@@ -17,7 +17,14 @@ from aggregator.models import Document, Entry
 from aggregator.urls import absolute_url, canonical_url, is_web_url
 
 from .charsets import decode_html
-from .common import absolutize_html, parse_date, plain_text, string_or_none, unique
+from .common import (
+    absolutize_html,
+    first_seen,
+    parse_date,
+    plain_text,
+    string_or_none,
+    unique,
+)
 
 _FEED_TYPES = frozenset(
     {
@@ -100,8 +107,8 @@ def extract_article(
     published = _published(
         root, date_selector, meta=meta, linked=linked, zone=default_zone, origin=origin
     )
-    if published is None:
-        raise EntryError(origin, "no publication date")
+    dated = published is not None
+    published = published or first_seen()
     modified = _first(meta, _MODIFIED_META) or string_or_none(linked.get("dateModified"))
     updated = parse_date(modified, default_zone)
     content = _content(root, content_selector, document, title, base)
@@ -118,6 +125,7 @@ def extract_article(
         tags=unique([*meta.get("article:tag", []), *_split_keywords(keywords)]),
         content_html=content,
         image=_image(meta, linked, base),
+        dated=dated,
     )
 
 

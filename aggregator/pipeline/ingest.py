@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from aggregator import __version__
 from aggregator.config import Config, SourceConfig
-from aggregator.errors import SourceError
+from aggregator.errors import SourceError, describe
 from aggregator.fetch import Fetcher
 from aggregator.models import Article, Document, FetchRequest, FetchResult, SourceState
 from aggregator.pipeline.recipe import Processed, Recipe, run_job
@@ -120,8 +120,21 @@ class Ingest:
         """Fetch (or read), process and save one source; its report once the save commits
         (the shared transaction commits about once a second)."""
         with self._saves.expecting():
-            finish = await self._ingest(source, state)
-        return await finish()
+            try:
+                finish = await self._ingest(source, state)
+            except Exception as error:  # whatever broke, it breaks this source alone
+                log.debug("%s: failed", source.name, exc_info=True)
+                finish = await self._failed(source, state, describe(error), None)
+        try:
+            return await finish()
+        except Exception as error:  # its save was refused and rolled back
+            log.debug("%s: save failed", source.name, exc_info=True)
+            reason = f"store: {describe(error)}"
+        try:
+            return await (await self._failed(source, state, reason, None))()
+        except Exception:  # the store cannot even take the failure: report it all the same
+            log.exception("%s: failed, and its state could not be saved", source.name)
+            return SourceReport(source.name, error=reason)
 
     async def _ingest(self, source: SourceConfig, state: SourceState) -> Finish:
         recipe = Recipe.of(self.config, source)
@@ -185,6 +198,8 @@ class Ingest:
         if digest is not None:
             new_state = replace(new_state, body_digest=digest)
         articles = list(processed.articles)
+        undated = sum(not article.dated for article in articles)
+        new_state = replace(new_state, skipped=len(processed.problems), undated=undated)
 
         # Imported on the first articles, not before: a pass of 304s never needs numpy.
         from aggregator.pipeline.cluster import cluster  # noqa: PLC0415
@@ -196,18 +211,21 @@ class Ingest:
         committed = await self._saves.submit(cluster_and_save)
         # finish() keeps what the report needs, not the articles: those are in the
         # transaction now, and its commit may be a second away.
-        problems = processed.problems
+        problems, notes = processed.problems, processed.notes
 
         async def finish() -> SourceReport:
             saved: SaveResult = await committed
+            for message in notes:
+                log.info("%s: %s", source.name, message)
             for message in problems:
                 log.warning("%s: skipped %s", source.name, message)
             log.info(
-                "%s: %d new, %d changed, %d skipped",
+                "%s: %d new, %d changed, %d skipped, %d undated (dated when first seen)",
                 source.name,
                 len(saved.new),
                 len(saved.changed),
                 len(problems),
+                undated,
             )
             return SourceReport(
                 source.name,

@@ -7,13 +7,14 @@ message, or `error` for the whole source) rather than raising across the process
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from aggregator.clean import clean_html
 from aggregator.dedupe import identify
-from aggregator.errors import AggregatorError, EntryError
+from aggregator.errors import AggregatorError, EntryError, describe
 from aggregator.models import Article, Document, Entry
 from aggregator.parse import extract_article, parse_feed, parse_post
 from aggregator.pipeline.recipe import Processed, Recipe
@@ -49,7 +50,10 @@ def process_feed(document: Document, recipe: Recipe) -> Processed:
     if not feed.entries and feed.problems:
         # Nothing readable at all is a failing source, not an empty one.
         return Processed(error="malformed feed: " + "; ".join(feed.problems[:3]))
-    return _articles(list(feed.entries), list(feed.problems), recipe)
+    # The fallback parser's first message says why it was needed: a note, not a skipped entry.
+    recovered = 1 if feed.parser == "feedparser" else 0
+    processed = _articles(list(feed.entries), list(feed.problems[recovered:]), recipe)
+    return replace(processed, notes=feed.problems[:recovered])
 
 
 def process_article_page(document: Document, recipe: Recipe) -> Processed:
@@ -70,19 +74,24 @@ def _articles(entries: list[Entry], problems: list[str], recipe: Recipe) -> Proc
     rules = _rules(recipe.rules)
     articles: dict[str, Article] = {}
     for entry in entries:
-        drop, drop_text = recipe.clean_rules(entry.link)
-        cleaned = clean_html(
-            entry.content_html, entry.link, drop_selectors=drop, drop_text=drop_text
-        )
-        tags = unique_tags(
-            [*recipe.tags, *entry.tags, *rule_tags(rules, entry.title, cleaned.text)]
-        )
-        article = identify(entry, cleaned, tags)
+        try:
+            article = _article(entry, recipe, rules)
+        except Exception as error:  # this entry's fault, or a library's on it: skip it alone
+            problems.append(f"{entry.origin}: {describe(error)}")
+            continue
         if article.id in articles:
             problems.append(f"{entry.origin}: same story as an earlier entry (key {entry.key})")
             continue
         articles[article.id] = article
     return Processed(tuple(articles.values()), tuple(problems))
+
+
+def _article(entry: Entry, recipe: Recipe, rules: tuple[TagRule, ...]) -> Article:
+    drop, drop_text = recipe.clean_rules(entry.link)
+    cleaned = clean_html(entry.content_html, entry.link, drop_selectors=drop, drop_text=drop_text)
+    own_tags = entry.tags if recipe.categories == "tags" else ()
+    tags = unique_tags([*recipe.tags, *own_tags, *rule_tags(rules, entry.title, cleaned.text)])
+    return identify(entry, cleaned, tags)
 
 
 @lru_cache(maxsize=64)

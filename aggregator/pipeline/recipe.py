@@ -8,10 +8,12 @@ a pass of 304s, and the memory of an idle daemon, do not pay for them.
 from __future__ import annotations
 
 import importlib
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from aggregator.errors import describe
 from aggregator.models import Article
 
 if TYPE_CHECKING:  # workers never load the config model (pydantic): the Recipe carries it
@@ -32,6 +34,7 @@ class Recipe:
     content_selector: str | None = None
     title_selector: str | None = None
     date_selector: str | None = None
+    categories: str = "tags"  # tags: the entries' own categories become tags; ignore: not
 
     @classmethod
     def of(cls, config: Config, source: SourceConfig) -> Recipe:
@@ -45,6 +48,7 @@ class Recipe:
             content_selector=source.content_selector,
             title_selector=source.title_selector,
             date_selector=source.date_selector,
+            categories=source.categories,
             hosts=tuple(
                 (host, rules.drop, rules.drop_text) for host, rules in config.clean.items()
             ),
@@ -69,12 +73,20 @@ class Recipe:
 class Processed:
     articles: tuple[Article, ...] = ()
     problems: tuple[str, ...] = ()  # one message per skipped post or entry
+    notes: tuple[str, ...] = ()  # how the source was read, when that is worth a line in the log
     error: str | None = None  # the whole source could not be read
 
 
 def run_job(name: str, *args: Any) -> Processed:
     """Call aggregator.pipeline.process.<name>(*args): what the main process submits to a
-    worker, so that pickling the call needs no import of the CPU stages on its side."""
-    process = importlib.import_module("aggregator.pipeline.process")
-    result: Processed = getattr(process, name)(*args)
+    worker, so that pickling the call needs no import of the CPU stages on its side.
+
+    Whatever the job raises fails its source alone, as data: an exception pickled across the
+    process boundary could carry what does not unpickle, and would say less."""
+    try:
+        process = importlib.import_module("aggregator.pipeline.process")
+        result: Processed = getattr(process, name)(*args)
+    except Exception as error:
+        logging.getLogger("aggregator").debug("%s failed", name, exc_info=True)
+        return Processed(error=describe(error))
     return result

@@ -13,8 +13,11 @@ from aggregator.models import Article, RuleHit, SourceState
 
 # Article fields that identify a row rather than describe it, or derive from others (the LSH
 # bands from the MinHash): never part of "changed".
-_IDENTITY = ("id", "source", "key", "cluster_id", "bands")
+_IDENTITY = ("id", "source", "key", "cluster_id", "bands", "dated")
 _DESCRIPTIVE = tuple(field.name for field in fields(Article) if field.name not in _IDENTITY)
+# An undated article's dates are when this pass saw it: never a change (the store keeps the
+# first ones).
+_DESCRIPTIVE_UNDATED = tuple(name for name in _DESCRIPTIVE if name not in ("published", "updated"))
 STATE_FIELDS = tuple(field.name for field in fields(SourceState))
 
 
@@ -40,7 +43,7 @@ def signature(article: Article) -> str:
     bodies are hashed as they are, which is many times faster than serialising them first.
     """
     digest = hashlib.sha256()
-    for name in _DESCRIPTIVE:
+    for name in _DESCRIPTIVE if article.dated else _DESCRIPTIVE_UNDATED:
         value = getattr(article, name)
         if isinstance(value, datetime):
             value = value.isoformat()

@@ -121,6 +121,8 @@ class SourceStateRow(SQLModel, table=True):
     disabled_reason: str | None = Field(default=None, sa_type=Text)
     body_digest: str | None = Field(default=None, sa_type=Text)
     moved_from: str | None = Field(default=None, sa_type=Text)
+    skipped: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    undated: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class ArticleNearRow(SQLModel, table=True):

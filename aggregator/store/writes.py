@@ -33,6 +33,16 @@ _ARTICLE_TIMES = time_columns(ARTICLE)
 _UPSERT_ARTICLE = upsert(
     ARTICLE, "id", _KEPT_ON_UPDATE | {"id"}, "article.signature <> excluded.signature"
 )
+# An article without a date of its own keeps the dates it was first seen with.
+_FIRST_SEEN_DATES = frozenset(
+    {"published", "published_offset_minutes", "updated", "updated_offset_minutes"}
+)
+_UPSERT_UNDATED = upsert(
+    ARTICLE,
+    "id",
+    _KEPT_ON_UPDATE | _FIRST_SEEN_DATES | {"id"},
+    "article.signature <> excluded.signature",
+)
 _SIGNATURES = "SELECT id, signature FROM article WHERE id IN "
 _STATE_TIMES = time_columns(SOURCE_STATE)
 _STATE_COLUMNS = tuple(column.name for column in SOURCE_STATE.columns)
@@ -78,7 +88,7 @@ def save_articles(
     known = _signatures(plain, list(unique))
     new: list[str] = []
     changed: list[str] = []
-    rows: list[tuple[Any, ...]] = []
+    rows: dict[str, list[tuple[Any, ...]]] = {_UPSERT_ARTICLE: [], _UPSERT_UNDATED: []}
     for article in unique.values():
         digest = signature(article)
         previous = known.get(article.id)
@@ -88,10 +98,13 @@ def save_articles(
             changed.append(article.id)
         else:
             continue
-        rows.append(_article_row(plain, article, now, digest))
+        statement = _UPSERT_ARTICLE if article.dated else _UPSERT_UNDATED
+        rows[statement].append(_article_row(plain, article, now, digest))
     touched: set[str] = set()
-    if rows:
-        plain.many(_UPSERT_ARTICLE, rows)
+    if new or changed:
+        for statement, values in rows.items():
+            if values:
+                plain.many(statement, values)
         saved = [unique[id_] for id_ in new + changed]
         touched = _replace_tags(plain, saved, changed)
         touched |= _story_tags(plain, saved)
