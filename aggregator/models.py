@@ -218,12 +218,22 @@ class FetchResult:
     elapsed: float = 0.0  # seconds
 
 
+class KnownCopy(NamedTuple):
+    """A stored article that an article being clustered shares a canonical URL or a text hash
+    with: its story, and what tells whether it can be the same story (see dedupe)."""
+
+    cluster_id: str
+    source: str
+    title: str
+
+
 @dataclass(frozen=True, slots=True)
 class NearCandidate:
     """A stored article that shares an LSH band with an article being clustered."""
 
     article_id: str
     source: str
+    title: str
     published: datetime
     minhash: tuple[int, ...]
     shingles: int

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import SplitResult, parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import (
+    SplitResult,
+    parse_qsl,
+    quote,
+    unquote_plus,
+    urlencode,
+    urljoin,
+    urlsplit,
+    urlunsplit,
+)
 
 # Parameters that only tell the publisher where a click came from; they never select content.
 _TRACKING_EXACT = frozenset(
@@ -61,15 +70,17 @@ def is_tracking_parameter(name: str) -> bool:
 
 
 def remove_tracking_parameters(url: str) -> str:
-    """Drop utm_*, fbclid, gclid, spm and friends, keeping every other parameter in order."""
-    parts = urlsplit(url)
-    if not parts.query:
+    """Drop utm_*, fbclid, gclid, spm and friends. Everything else stays as published: the
+    other parameters in their order and spelling (`?r123` is not `?r123=`), the fragment."""
+    head, hash_, fragment = url.partition("#")
+    path, question, query = head.partition("?")
+    if not query:
         return url
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(name, value) for name, value in pairs if not is_tracking_parameter(name)]
+    pairs = query.split("&")
+    kept = [pair for pair in pairs if not is_tracking_parameter(unquote_plus(pair.split("=")[0]))]
     if len(kept) == len(pairs):
         return url
-    return urlunsplit(parts._replace(query=urlencode(kept)))
+    return path + (question + "&".join(kept) if kept else "") + hash_ + fragment
 
 
 def absolute_url(url: str, base: str | None) -> str:
@@ -114,3 +125,25 @@ def canonical_url(url: str) -> str:
     ]
     query = urlencode(sorted(query_pairs))
     return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+
+
+# What a URI may hold as it is (RFC 3986 reserved and unreserved characters, and `%` for the
+# escapes already there); everything else is percent-encoded as UTF-8.
+_URI_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
+
+
+def as_uri(url: str) -> str:
+    """An IRI as the URI readers and validators expect: a non-ASCII host in IDNA, any other
+    non-ASCII or unsafe character percent-encoded. An ASCII URL comes back as it was."""
+    if url.isascii() and " " not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = parts.netloc
+        if host and not host.isascii():
+            netloc = netloc.replace(host, host.encode("idna").decode("ascii"))
+    except (ValueError, UnicodeError):  # an unusable host: encode the text as it is
+        return quote(url, safe=_URI_SAFE)
+    rest = urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+    return f"{parts.scheme}://{quote(netloc, safe=_URI_SAFE)}{quote(rest, safe=_URI_SAFE)}"

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/realworld.py                 # real/, edge/ and repro/
     .venv/bin/python benchmarks/realworld.py --sets real     # one set
-    .venv/bin/python benchmarks/realworld.py --details       # every failing source and missing entry
+    .venv/bin/python benchmarks/realworld.py --details       # every unexplained missing entry
 
 One `feed` source per file of ../shared/realworld (served from 127.0.0.1), one
 `aggregator run --once`, then each source's tag feed against feedparser (XML) or the JSON Feed
@@ -20,12 +20,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.realworld import (  # noqa: E402 - after the path set-up
+from tests.realworld import (
+    EMPTY,
+    NOT_READ,
+    SAME_ENTRY,
     SETS,
+    UNEXPLAINED,
     compare,
     corpus_files,
     run_once,
     serve_corpus,
+    skipped_messages,
     source_status,
     summary,
     write_config,
@@ -48,32 +53,37 @@ def main() -> None:
         if done.returncode != 0:
             print(done.stderr[-4000:])
             return
-        outcomes = compare(folder, files, source_status(config))
+        outcomes = compare(folder, files, source_status(config), skipped_messages(done.stderr))
     columns = [
         "feeds",
         "not a feed to the reference",
         "entries (reference)",
         "kept",
-        "missing",
         "sources failed",
         "feeds with entries but no items",
     ]
+    classes = [EMPTY, SAME_ENTRY, NOT_READ, UNEXPLAINED]
     table = summary(outcomes)
     print("| set | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for set_name, row in table.items():
         print(f"| {set_name} | " + " | ".join(str(row[column]) for column in columns) + " |")
+    print("\nEntries the reference finds that are not items, by why:")
+    print("| set | " + " | ".join(classes) + " |")
+    print("|---" * (len(classes) + 1) + "|")
+    for set_name, row in table.items():
+        print(f"| {set_name} | " + " | ".join(str(row[why]) for why in classes) + " |")
     if not args.details:
         return
     for outcome in outcomes:
-        if not (outcome.missing or (outcome.error and outcome.reference)):
+        if not any(why in (UNEXPLAINED, NOT_READ) for _, why in outcome.missing):
             continue
         print(
             f"\n{outcome.file.name} {outcome.file.path}: reference {outcome.reference}, "
             f"kept {outcome.kept}, items {outcome.items}, error {outcome.error}"
         )
-        for entry in outcome.missing[:5]:
-            print(f"    missing: {entry.title[:60]!r} {entry.link[:80]} {entry.guid[:60]}")
+        for entry, why in outcome.missing[:5]:
+            print(f"    {why}: {entry.title[:60]!r} {entry.link[:80]} {entry.guid[:60]}")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ class _Quiet(SimpleHTTPRequestHandler):
         "": "application/octet-stream",
     }
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -148,12 +148,21 @@ def reference_entries(file: CorpusFile) -> list[RefEntry] | None:
         return None
     return [
         RefEntry(
-            title=_plain(entry.get("title", "")),
+            title=_title(entry),
             link=entry.get("link", "") or "",
             guid=entry.get("id", "") or "",
         )
         for entry in parsed.entries
     ]
+
+
+def _title(entry: Any) -> str:
+    """The entry's title as text: feedparser keeps an HTML title as HTML."""
+    title = str(entry.get("title", "") or "")
+    detail = entry.get("title_detail") or {}
+    if detail.get("type") in ("text/html", "application/xhtml+xml"):
+        title = html.unescape(re.sub(r"<[^>]*>", "", title))
+    return _SPACE.sub(" ", title).strip()
 
 
 def _json_entries(data: bytes) -> list[RefEntry] | None:
@@ -169,7 +178,7 @@ def _json_entries(data: bytes) -> list[RefEntry] | None:
             continue
         entries.append(
             RefEntry(
-                title=_plain(str(item.get("title") or "")),
+                title=_SPACE.sub(" ", str(item.get("title") or "")).strip(),
                 link=str(item.get("url") or item.get("external_url") or ""),
                 guid=str(item.get("id") or ""),
             )
@@ -181,7 +190,6 @@ _SPACE = re.compile(r"\s+")
 
 
 def _plain(text: str) -> str:
-    text = html.unescape(re.sub(r"<[^>]+>", "", text)) if "<" in text else text
     return _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
@@ -198,6 +206,13 @@ def _link_key(url: str) -> str:
 
 # --- the comparison ---------------------------------------------------------------------------
 
+# Why an entry the reference finds is not an item of its source, when that is right by design.
+EMPTY = "an entry with no title, link, id or content: skipped with a message"
+SAME_ENTRY = "the same entry twice in one feed (same id, or same link without one): one item"
+NOT_READ = "the source failed with a clear reason (deliberately broken or not a feed)"
+UNEXPLAINED = "unexplained"
+_SKIPPED = re.compile(r"(?P<source>\S+): skipped (?P<message>.*)$")
+
 
 @dataclass
 class Outcome:
@@ -206,11 +221,26 @@ class Outcome:
     kept: int = 0  # reference entries matched by an item of the source's tag feed
     items: int = 0  # items in the source's tag feed
     error: str | None = None  # the source failed, with this reason
-    skipped: int = 0  # entries skipped, each with a message
-    missing: list[RefEntry] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # our messages, one per skipped entry
+    missing: list[tuple[RefEntry, str]] = field(default_factory=list)  # with its class
 
 
-def compare(folder: Path, files: list[CorpusFile], status: dict[str, dict[str, Any]]) -> list[Outcome]:
+def skipped_messages(stderr: str) -> dict[str, list[str]]:
+    """The pass's log: per source, the message of each entry it skipped."""
+    found: dict[str, list[str]] = {}
+    for line in stderr.splitlines():
+        match = _SKIPPED.search(line)
+        if match:
+            found.setdefault(match["source"], []).append(match["message"])
+    return found
+
+
+def compare(
+    folder: Path,
+    files: list[CorpusFile],
+    status: dict[str, dict[str, Any]],
+    skipped: dict[str, list[str]],
+) -> list[Outcome]:
     outcomes = []
     for file in files:
         reference = reference_entries(file)
@@ -219,7 +249,7 @@ def compare(folder: Path, files: list[CorpusFile], status: dict[str, dict[str, A
             file,
             None if reference is None else len(reference),
             error=row.get("last_error") if row.get("health") != "ok" else None,
-            skipped=int(row.get("skipped") or 0),
+            skipped=skipped.get(file.name, []),
         )
         items = _tag_items(folder, file.name)
         outcome.items = len(items)
@@ -238,12 +268,15 @@ def _tag_items(folder: Path, tag: str) -> list[dict[str, Any]]:
 
 
 def _match(outcome: Outcome, reference: list[RefEntry], items: list[dict[str, Any]]) -> None:
+    """Each reference entry to an item of its own: by link, then by title, then what is left
+    by position (titles the reference reads differently: base64, a charset it guessed)."""
     by_link: dict[str, list[int]] = {}
     by_title: dict[str, list[int]] = {}
     for index, item in enumerate(items):
         by_link.setdefault(_link_key(item.get("url", "")), []).append(index)
         by_title.setdefault(_plain(item.get("title", "")), []).append(index)
     used: set[int] = set()
+    unmatched: list[RefEntry] = []
     for entry in reference:
         found = None
         for candidates in (
@@ -253,13 +286,34 @@ def _match(outcome: Outcome, reference: list[RefEntry], items: list[dict[str, An
             found = next((i for i in candidates or () if i not in used), None)
             if found is not None:
                 break
-        if found is None and len(used) < len(items) and not entry.link and not entry.title:
-            found = next(i for i in range(len(items)) if i not in used)
         if found is None:
-            outcome.missing.append(entry)
+            unmatched.append(entry)
         else:
             used.add(found)
-            outcome.kept += 1
+    left = [index for index in range(len(items)) if index not in used]
+    outcome.kept = len(used) + min(len(left), len(unmatched))
+    for entry in unmatched[len(left) :]:
+        outcome.missing.append((entry, _why_missing(outcome, entry, reference)))
+
+
+def _why_missing(outcome: Outcome, entry: RefEntry, reference: list[RefEntry]) -> str:
+    messages = " ".join([*outcome.skipped, outcome.error or ""])
+    if not (entry.title or entry.link or entry.guid) and "no title, no link" in messages:
+        return EMPTY
+    if outcome.error:
+        return NOT_READ
+    twins = [
+        other
+        for other in reference
+        if other is not entry
+        and (
+            (entry.guid and other.guid == entry.guid)
+            or (other.link == entry.link and other.title == entry.title)
+        )
+    ]
+    if (twins or not entry.guid) and "same story as an earlier entry" in messages:
+        return SAME_ENTRY
+    return UNEXPLAINED
 
 
 def summary(outcomes: list[Outcome]) -> dict[str, Counter[str]]:
@@ -270,7 +324,8 @@ def summary(outcomes: list[Outcome]) -> dict[str, Counter[str]]:
         row["not a feed to the reference"] += outcome.reference is None
         row["entries (reference)"] += outcome.reference or 0
         row["kept"] += outcome.kept
-        row["missing"] += len(outcome.missing)
         row["sources failed"] += outcome.error is not None
         row["feeds with entries but no items"] += bool(outcome.reference) and not outcome.items
+        for _, why in outcome.missing:
+            row[why] += 1
     return table

@@ -11,7 +11,7 @@ from aggregator.dedupe import (
     merge_cluster,
     text_fingerprint,
 )
-from aggregator.models import CleanedHtml, Entry
+from aggregator.models import CleanedHtml, Entry, KnownCopy
 
 TEXT = (
     "中国国务委员兼外交部长王毅昨天在意大利罗马会见韩国外交部长官郑义溶时说，"
@@ -52,13 +52,14 @@ def test_text_fingerprint_folds_width_case_and_punctuation() -> None:
     assert text_fingerprint("too short") is None
 
 
-def test_identify_canonicalises_the_link() -> None:
+def test_identify_removes_only_tracking_from_the_link() -> None:
     article = identify(
         _entry("a", "k", "https://WWW.Example.org:443/x?utm_source=rss&b=2&a=1#top"),
         _cleaned(),
         ("t",),
     )
-    assert article.link == "https://www.example.org/x?a=1&b=2"
+    # As published, less the tracking: the reader's link is the publisher's.
+    assert article.link == "https://WWW.Example.org:443/x?b=2&a=1#top"
     assert article.cluster_id == article.id
 
 
@@ -75,7 +76,8 @@ def test_copies_share_a_cluster_by_url_or_by_text() -> None:
 
 def test_known_clusters_from_the_store_win() -> None:
     article = identify(_entry("b", "2", "https://x.org/story"), _cleaned(), ())
-    (clustered,) = assign_clusters([article], {"https://x.org/story": "stored-cluster"})
+    stored = KnownCopy("stored-cluster", "a", "another title")
+    (clustered,) = assign_clusters([article], {"https://x.org/story": (stored,)})
     assert clustered.cluster_id == "stored-cluster"
 
 

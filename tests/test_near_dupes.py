@@ -221,10 +221,16 @@ def test_copies_published_too_far_apart_stay_apart() -> None:
     assert assign_clusters([first, near], {}, None, narrow)[1].cluster_id == near.id
 
 
-def test_a_repost_in_the_same_source_joins_its_story() -> None:
+def test_near_duplicates_in_the_same_source_are_two_posts() -> None:
     first = _article("s", "1", _text("zh_typhoon_correction", "a"))
     repost = _article("s", "2", _text("zh_typhoon_correction", "b"), WHEN + timedelta(hours=5))
-    assert assign_clusters([first, repost], {})[1].cluster_id == first.id
+    # Another post of the same feed, however alike, even under the same title: its own story.
+    assert assign_clusters([first, repost], {})[1].cluster_id == repost.id
+    same_title = replace(repost, title=first.title)
+    assert assign_clusters([first, same_title], {})[1].cluster_id == same_title.id
+    # The same post under a new guid (its link and title): the same story.
+    churned = replace(repost, title=first.title, link=first.link)
+    assert assign_clusters([first, churned], {})[1].cluster_id == first.id
 
 
 def test_the_five_samples_stay_five_clusters() -> None:

@@ -543,11 +543,13 @@ def test_find_clusters_by_url_and_by_hash(store: Store) -> None:
         ["https://example.org/story", "https://example.org/third", "https://example.org/none"],
         ["h" * 64, "0" * 64],
     )
-    assert found == {
+    oldest = {asked: copies[0].cluster_id for asked, copies in found.items()}
+    assert oldest == {
         "https://example.org/story": old.id,
         "https://example.org/third": new.id,
         "h" * 64: old.id,
     }
+    assert [copy.source for copy in found["h" * 64]] == ["z", "a"], "every copy, oldest first"
     assert store.find_clusters([], []) == {}
 
 

@@ -144,7 +144,9 @@ def test_find_clusters_keeps_the_oldest_story_for_links_and_texts(store: Store) 
     store.save_articles("b", [replace(newer, cluster_id=newer.id)], state("b"))
     with store.transaction() as transaction:
         found = transaction.find_clusters(["https://example.org/x", "https://no.example"], ["h"])
-    assert found == {"https://example.org/x": old.id, "h": old.id}
+    oldest = {asked: copies[0].cluster_id for asked, copies in found.items()}
+    assert oldest == {"https://example.org/x": old.id, "h": old.id}
+    assert [copy.source for copy in found["h"]] == ["a", "b"]
 
 
 def test_pending_bands_keep_every_row_of_a_shared_key() -> None:

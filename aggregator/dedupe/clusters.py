@@ -4,12 +4,13 @@ process runs in the transaction that saves the articles; see aggregator.dedupe."
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from aggregator.lsh import band_keys
-from aggregator.models import Article, FeedItem, NearCandidate, Provenance
+from aggregator.models import Article, FeedItem, KnownCopy, NearCandidate, Provenance
+from aggregator.urls import canonical_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,22 @@ DEFAULT_NEAR_SETTINGS = NearSettings()
 
 def fingerprints(article: Article) -> tuple[str, ...]:
     """The exact-match keys of an article: its canonical URL and its text hash."""
-    return tuple(key for key in (article.link, article.content_hash) if key)
+    link = canonical_url(article.link) if article.link else None
+    return tuple(key for key in (link, article.content_hash) if key)
+
+
+def can_join(article: Article, copy: KnownCopy, *, same_link: bool) -> bool:
+    """Whether an article may be the same story as a copy it shares a URL or a text with
+    (`same_link`: the URL).
+
+    Another source's copy, yes: that is what clustering is for. A copy from the article's own
+    source is another entry of the same feed (the ids differ), and two entries of one feed are
+    two posts, whatever they share (a page every episode links to, a `#fragment` apart, a
+    sponsor paragraph, a listing's text), unless both the link and the title are the same:
+    then it is the same post again under a new guid, and it stays one story."""
+    if copy.source != article.source:
+        return True
+    return same_link and copy.title == article.title
 
 
 def is_near_duplicate(
@@ -68,35 +84,77 @@ def is_near_duplicate(
 
 def assign_clusters(
     articles: Sequence[Article],
-    known: Mapping[str, str],
+    known: Mapping[str, Sequence[KnownCopy]],
     near: Mapping[str, Sequence[NearCandidate]] | None = None,
     settings: NearSettings = DEFAULT_NEAR_SETTINGS,
 ) -> list[Article]:
     """Put each article in the cluster of the first stored or earlier article it matches.
 
-    `known` maps fingerprints of stored articles to their cluster ids (see `fingerprints`);
-    `near` maps article ids to the stored articles the LSH index proposed for them. An exact
-    match wins; then the oldest stored cluster of a near duplicate; then the first earlier
-    article of this batch that is a near duplicate.
+    `known` maps fingerprints of stored articles to their copies, oldest story first (see
+    `fingerprints`); `near` maps article ids to the stored articles the LSH index proposed for
+    them. An exact match wins; then the oldest stored cluster of a near duplicate; then the
+    first earlier article of this batch that is a near duplicate. Only copies `can_join`
+    allows count, and near duplicates only from other sources.
     """
-    seen = dict(known)
+    seen: dict[str, list[KnownCopy]] = {key: list(copies) for key, copies in known.items()}
     near = near or {}
     buckets: dict[int, list[int]] = defaultdict(list)  # band -> indexes in `result`
     result: list[Article] = []
     for article in articles:
         keys = fingerprints(article)
-        cluster = next((seen[key] for key in keys if key in seen), None)
+        matches = [
+            (copy, key == keys[0] and article.link is not None)
+            for key in keys
+            for copy in seen.get(key, ())
+        ]
+        # A story that holds another post of this article's own source is that post's story.
+        others = {
+            copy.cluster_id
+            for copy, same_link in matches
+            if not can_join(article, copy, same_link=same_link)
+        }
+        cluster = _exact_cluster(article, matches, others)
         if cluster is None and article.minhash:
-            cluster = _stored_near_cluster(article, near.get(article.id, ()), settings)
+            candidates = near.get(article.id, ())
+            others |= {c.cluster_id for c in candidates if c.source == article.source}
+            cluster = _stored_near_cluster(article, candidates, settings, others)
             if cluster is None:
                 cluster = _batch_near_cluster(article, buckets, result, settings)
         cluster = cluster or article.id
         for key in keys:
-            seen.setdefault(key, cluster)
+            seen.setdefault(key, []).append(KnownCopy(cluster, article.source, article.title))
         for band in _bands(article):
             buckets[band].append(len(result))
         result.append(article if cluster == article.cluster_id else _in_cluster(article, cluster))
     return result
+
+
+def _exact_cluster(
+    article: Article, matches: Sequence[tuple[KnownCopy, bool]], others: Collection[str]
+) -> str | None:
+    """The story of the first copy the article may join: one under the same title first,
+    then any other, except by a link that one source gave to several stories (a show's home
+    page, which every episode links to, says nothing about which episode this is)."""
+    allowed = [
+        (copy, same_link)
+        for copy, same_link in matches
+        if copy.cluster_id not in others and can_join(article, copy, same_link=same_link)
+    ]
+    titled = next((copy for copy, _ in allowed if copy.title == article.title), None)
+    if titled is not None:
+        return titled.cluster_id
+    stories: dict[str, set[str]] = defaultdict(set)  # a source's stories under this link
+    for copy, same_link in matches:
+        if same_link:
+            stories[copy.source].add(copy.cluster_id)
+    return next(
+        (
+            copy.cluster_id
+            for copy, same_link in allowed
+            if not same_link or len(stories[copy.source]) == 1
+        ),
+        None,
+    )
 
 
 def _fingerprint(article: Article | NearCandidate) -> NearFingerprint:
@@ -110,13 +168,18 @@ def _bands(article: Article) -> tuple[int, ...]:
 
 
 def _stored_near_cluster(
-    article: Article, candidates: Sequence[NearCandidate], settings: NearSettings
+    article: Article,
+    candidates: Sequence[NearCandidate],
+    settings: NearSettings,
+    others: Collection[str] = (),
 ) -> str | None:
     mine = _fingerprint(article)
     matches = [
         candidate
         for candidate in candidates
         if candidate.article_id != article.id
+        and candidate.source != article.source
+        and candidate.cluster_id not in others
         and abs(candidate.published - article.published) <= settings.window
         and is_near_duplicate(mine, _fingerprint(candidate), settings)
     ]
@@ -141,6 +204,7 @@ def _batch_near_cluster(
         other = earlier[index]
         if (
             other.id != article.id
+            and other.source != article.source
             and abs(other.published - article.published) <= settings.window
             and is_near_duplicate(mine, _fingerprint(other), settings)
         ):

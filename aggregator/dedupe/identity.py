@@ -12,7 +12,7 @@ import numpy as np
 from aggregator.dedupe.minhash import MIN_CHARS, normalise, signatures
 from aggregator.lsh import ROWS_PER_BAND, band_keys_of
 from aggregator.models import Article, CleanedHtml, Entry
-from aggregator.urls import canonical_url
+from aggregator.urls import remove_tracking_parameters
 
 # A fixed namespace so ids are the same on every machine and every run.
 _ARTICLE_NAMESPACE = uuid.UUID("5b0c3b4e-6a53-4d0b-9a4e-6a1f0c1d2e3f").bytes
@@ -61,7 +61,7 @@ def identify(entry: Entry, cleaned: CleanedHtml, tags: Sequence[str]) -> Article
         source=entry.source,
         key=entry.key,
         title=entry.title,
-        link=canonical_url(entry.link) if entry.link else None,
+        link=remove_tracking_parameters(entry.link) if entry.link else None,
         published=entry.published,
         updated=entry.updated,
         author=entry.author,

@@ -5,7 +5,9 @@ text practically never validates as UTF-8, while UTF-8 mislabelled as ISO-8859-1
 common); then the declared charsets in the order the caller gives (for XML the prolog before the
 Content-Type header, for HTML the header before `<meta charset>`), the first one that decodes
 without an error winning, so a header that contradicts the bytes loses to a prolog that matches
-them; then the same declarations tolerating a few bad bytes; then charset-normalizer's guess.
+them; then the same declarations tolerating a few bad bytes; then, when nothing was declared,
+windows-1252 as browsers do; only for a declaration that fits none of it, charset-normalizer's
+guess.
 
 Legacy Chinese and Japanese names are read as the supersets that real servers actually mean:
 GB2312 and GBK as GB18030, Big5 as Big5-HKSCS, Shift_JIS as cp932.
@@ -23,6 +25,8 @@ from aggregator.errors import DecodeError, EntryError
 _PROLOG_ENCODING = re.compile(rb"""\A\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 _META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
 _HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.I)
+_HIGH_BYTE_RUN = re.compile(rb"[\x80-\xff]+")
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 _XML_DECLARATION = re.compile(r"\A[\ufeff\s]*<\?xml[^>]*\?>")
 
 # Names Python's codec registry does not know, mapped to ones it does.
@@ -95,6 +99,19 @@ def decode_html(data: bytes, content_type: str | None, origin: str) -> str:
     return _XML_DECLARATION.sub("", _decode(data, declared, origin), count=1)
 
 
+def _multibyte_runs(data: bytes) -> bool:
+    """Whether most non-ASCII bytes come in runs, as the characters of a CJK charset (two bytes
+    or more each) do, rather than alone, as Latin accents do."""
+    high = _HIGH_BYTE_RUN.findall(data)
+    return sum(len(run) for run in high if len(run) > 1) > 0.8 * sum(len(run) for run in high)
+
+
+def _windows_1252(data: bytes) -> str:
+    # The five bytes Python's cp1252 leaves undefined are C1 controls to WHATWG's decoder.
+    text = data.decode("cp1252", errors="surrogateescape")
+    return _ESCAPED_BYTE.sub(lambda match: chr(ord(match[0]) - 0xDC00), text)
+
+
 def _decode(data: bytes, declared: tuple[str | None, ...], origin: str) -> str:
     if not data.strip():
         raise EntryError(origin, "empty body")
@@ -111,6 +128,16 @@ def _decode(data: bytes, declared: tuple[str | None, ...], origin: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    if not any(declared):
+        text = data.decode("utf-8", errors="replace")
+        bad = text.count("\ufffd")
+        if sum(not char.isascii() for char in text) > 11 * bad:  # UTF-8, a few bytes broken
+            return text
+        if b"\x00" not in data and not _multibyte_runs(data):
+            # Nothing declared, not UTF-8, and its non-ASCII bytes stand alone, as accents do
+            # between ASCII letters: windows-1252, as browsers read it. A guess could take such
+            # Latin bytes for a CJK charset, and turn every accent into an ideogram.
+            return _windows_1252(data)
     # XML's default is UTF-8, so it is the last declaration when nothing else is said.
     candidates = [codec for name in (*declared, "utf-8") for codec in codecs_for(name)]
     for codec in candidates:

@@ -271,8 +271,8 @@ def build_entry(
 ) -> Entry:
     """The shared rules. Title: the entry's, else the first 80 characters of its text, else
     "(untitled)". Dates: published, else updated, else the feed's own date; an entry with none
-    is dated when first seen (`dated` False). Key: guid, else canonical link, else a content
-    hash."""
+    is dated when first seen (`dated` False). Key: guid, else canonical link (fragment kept),
+    else a content hash."""
     content = max(raw.contents, key=len, default="").strip()
     link = raw.link.strip() if raw.link and is_web_url(raw.link.strip()) else None
     guid = (raw.guid or "").strip()
@@ -281,8 +281,8 @@ def build_entry(
     text = ""
     if not title or not (guid or link):
         text = _SPACES.sub(" ", html_text(content)).strip()
-    if not (guid or link or text):
-        raise EntryError(origin, "no link, no guid and no content")
+    if not (guid or link or text or title):
+        raise EntryError(origin, "no title, no link, no guid and no content")
     if not title:
         title = _shorten(text) if text else "(untitled)"
     published = parse_date(raw.published, default_zone, foreign)
@@ -295,7 +295,7 @@ def build_entry(
     return Entry(
         source=source,
         origin=origin,
-        key=guid or (canonical_url(link) if link else content_key(title, text)),
+        key=guid or (_link_key(link) if link else content_key(title, text)),
         title=title,
         link=link,
         published=published,
@@ -306,6 +306,13 @@ def build_entry(
         image=raw.image if raw.image and is_web_url(raw.image) else None,
         dated=dated,
     )
+
+
+def _link_key(link: str) -> str:
+    """The canonical URL, with the fragment: posts of one page (`26.html#a080605`,
+    `26.html#a120000`) are different entries."""
+    fragment = link.partition("#")[2]
+    return canonical_url(link) + (f"#{fragment}" if fragment else "")
 
 
 def _shorten(text: str) -> str:

@@ -53,6 +53,7 @@ _RSS_NAMESPACES = frozenset(
         "http://blogs.law.harvard.edu/tech/rss",
     }
 )
+_RSS_ITEMS = tuple(f"{{{namespace}}}item" if namespace else "item" for namespace in _RSS_NAMESPACES)
 _RDF_ABOUT = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about"
 _HTML_TYPES = ("", "text/html", "application/xhtml+xml", "html")
 _TITLES = frozenset({"title", "atom:title", "dc:title"})
@@ -64,6 +65,7 @@ _AUTHORS = frozenset({"author", "dc:creator", "itunes:author", "atom:author"})
 _CATEGORIES = frozenset({"category", "dc:subject", "media:category"})
 _BODIES = frozenset({"description", "dc:description", "content:encoded"})
 _FIRST_ELEMENT = re.compile(r"<[A-Za-z_]")
+_EMBEDDED_FEED = re.compile(r"<(?:feed|rss|rdf:RDF)[\s>]")
 _names: dict[str, str] = {}
 
 
@@ -74,7 +76,7 @@ def parse_feed(document: Document, default_zone: tzinfo = UTC) -> ParsedFeed:
     if looks_like_json(text, document.content_type):
         return parse_json_feed(text, document, default_zone)
     if text[:1024].lower().lstrip().startswith(("<!doctype html", "<html")):
-        raise EntryError(document.origin, _not_a_feed(text, document))
+        return _html_page(text, document, default_zone)
     first_element = _FIRST_ELEMENT.search(text)
     if "<!ENTITY" in text[: first_element.start() if first_element else len(text)]:
         # The strict path leaves entities unexpanded; feedparser expands the harmless ones
@@ -85,6 +87,28 @@ def parse_feed(document: Document, default_zone: tzinfo = UTC) -> ParsedFeed:
         return parse_xml_feed(text, document, default_zone)
     except etree.XMLSyntaxError as error:
         return _feedparser()(text, document, default_zone, why=error.msg)
+    except _UnknownRootError as unknown:
+        # Atom or RSS without its namespace, a lone Atom entry: what feedparser makes of it.
+        why = f"the document is a <{unknown.name}>"
+        return _feedparser()(text, document, default_zone, why=why)
+
+
+class _UnknownRootError(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _html_page(text: str, document: Document, default_zone: tzinfo) -> ParsedFeed:
+    """An HTML page is no feed, unless a feed is written inside it (some blogs serve their
+    Atom feed in an XHTML body): then feedparser reads that. Either way the error names the
+    feeds the page announces."""
+    if _EMBEDDED_FEED.search(text):
+        try:
+            return _feedparser()(text, document, default_zone, why="a feed inside an HTML page")
+        except EntryError:
+            pass
+    raise EntryError(document.origin, _not_a_feed(text, document))
 
 
 def parse_xml_feed(text: str, document: Document, default_zone: tzinfo) -> ParsedFeed:
@@ -102,20 +126,18 @@ def parse_xml_feed(text: str, document: Document, default_zone: tzinfo) -> Parse
     feed_url = document.base_url or document.origin
     root = etree.fromstring(text.encode("utf-8"), parser, base_url=feed_url)
     kind = _name(root.tag)
-    if kind == "rss":
+    if kind in ("rss", "rdf:RDF"):
         channel = next((child for child in root if _name(child.tag) == "channel"), root)
-        items = [child for child in channel if _name(child.tag) == "item"]
-    elif kind == "rdf:RDF":
-        channel = next((child for child in root if _name(child.tag) == "channel"), root)
-        items = [child for child in root if _name(child.tag) == "item"]
+        # Wherever they are: feeds in the wild nest items in items, or in their channel
+        # (RSS 1.0 puts them beside it).
+        items = list(root.iter(*_RSS_ITEMS))
     elif kind == "atom:feed":
         channel = root
         items = [child for child in root if _name(child.tag) == "atom:entry"]
     elif kind.endswith("html"):
-        raise EntryError(document.origin, _not_a_feed(text, document))
+        return _html_page(text, document, default_zone)
     else:
-        local = etree.QName(root).localname
-        raise EntryError(document.origin, f"not a feed: the document is a <{local}>")
+        raise _UnknownRootError(etree.QName(root).localname)
     head = _read(channel)
     # Atom entries inherit the feed's author; RSS has no such rule (and feedparser would offer
     # the managingEditor there).
@@ -195,8 +217,16 @@ def _read(node: etree._Element) -> RawEntry:
             raw.tags.append(child.get("term") or child.get("label") or "")
         elif name == "media:keywords":
             raw.tags.extend(_text(child).split(","))
+        elif name == "media:description":  # YouTube's, and other video feeds' only text
+            raw.contents.append(_body(child, name))
         elif name in ("media:thumbnail", "media:content", "media:group", "enclosure"):
             _images(child, name, images)
+            if name == "media:group":
+                raw.contents.extend(
+                    _body(part, "media:description")
+                    for part in child
+                    if _name(part.tag) == "media:description"
+                )
     raw.link = link or alternate or permalink
     raw.image = images.get("media:thumbnail") or images.get("media:content")
     raw.image = raw.image or images.get("enclosure")
@@ -260,7 +290,7 @@ def _body(node: etree._Element, name: str) -> str:
         body = _xhtml(div)
     elif "html" in kind:
         body = _text(node)
-    elif kind.startswith("text"):
+    elif kind.startswith(("text", "plain")):  # Media RSS says "plain"
         body = text_to_html(_text(node))
     else:
         return ""

@@ -6,6 +6,7 @@ from aggregator.config import Config
 from aggregator.dedupe import NearSettings, assign_clusters
 from aggregator.models import Article
 from aggregator.store import StoreTransaction
+from aggregator.urls import canonical_url
 
 
 def cluster(
@@ -23,7 +24,7 @@ def cluster(
         window=config.dedupe.window,
     )
     known = transaction.find_clusters(
-        [article.link for article in articles if article.link],
+        [canonical_url(article.link) for article in articles if article.link],
         [article.content_hash for article in articles if article.content_hash],
     )
     near = transaction.near_candidates(articles, settings.window)

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from aggregator.errors import RenderError
 from aggregator.models import FeedData, FeedItem, SiteSettings, TagSummary
+from aggregator.urls import as_uri
 
 # Feed-level "updated" of an empty feed: any fixed instant keeps the output byte-stable.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -60,8 +61,14 @@ def item_page_path(item: FeedItem) -> str:
 
 
 def item_link(site: SiteSettings, item: FeedItem) -> str:
-    """The article URL, or the local page render writes for a story without one."""
-    return item.link if item.link else url_for(site, item_page_path(item))
+    """The article URL (as a URI: an IRI's non-ASCII percent-encoded), or the local page render
+    writes for a story without one."""
+    return as_uri(item.link) if item.link else url_for(site, item_page_path(item))
+
+
+def whole_seconds(when: datetime) -> datetime:
+    """Feed dates in whole seconds: RFC 822 has no fractions, and readers compare dates."""
+    return when.replace(microsecond=0)
 
 
 def item_title(item: FeedItem) -> str:
@@ -96,7 +103,7 @@ def item_content(item: FeedItem) -> str:
 
 def feed_updated(items: Sequence[FeedItem]) -> datetime:
     # Never "now": the newest change among the items, so the same input gives the same bytes.
-    return max((item.updated for item in items), default=EPOCH)
+    return whole_seconds(max((item.updated for item in items), default=EPOCH))
 
 
 def feed_items(site: SiteSettings, feed: FeedData) -> tuple[FeedItem, ...]:

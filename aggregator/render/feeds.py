@@ -33,6 +33,7 @@ from aggregator.render.common import (
     item_title,
     item_urn,
     url_for,
+    whole_seconds,
     xml_text,
 )
 
@@ -75,8 +76,8 @@ def _add_entries(fg: FeedGenerator, spec: FeedSpec, *, rss: bool) -> None:
         entry.id(item_urn(item))
         entry.title(title)
         entry.link(href=item_link(spec.site, item), rel="alternate", type="text/html")
-        entry.published(item.published)
-        entry.updated(item.updated)
+        entry.published(whole_seconds(item.published))
+        entry.updated(whole_seconds(item.updated))
         author = xml_text(item_author(item))
         if rss:
             entry.dc.dc_creator(author)
@@ -113,8 +114,8 @@ def _json_item(spec: FeedSpec, item: FeedItem) -> dict[str, Any]:
         "title": item_title(item),
         "content_html": item_content(item),
         "summary": item.summary,
-        "date_published": item.published.isoformat(),
-        "date_modified": item.updated.isoformat(),
+        "date_published": whole_seconds(item.published).isoformat(),
+        "date_modified": whole_seconds(item.updated).isoformat(),
         "authors": [{"name": item_author(item)}],
         "tags": list(item.tags),
     }

@@ -17,6 +17,7 @@ from aggregator.errors import StoreError
 from aggregator.models import (
     Article,
     DailyCounts,
+    KnownCopy,
     NearCandidate,
     RuleHit,
     SourceState,
@@ -119,7 +120,7 @@ class Store:
 
     def find_clusters(
         self, canonical_urls: Collection[str], content_hashes: Collection[str]
-    ) -> dict[str, str]:
+    ) -> dict[str, tuple[KnownCopy, ...]]:
         with self._reading() as conn:
             return reads.find_clusters(conn, canonical_urls, content_hashes)
 

@@ -19,6 +19,7 @@ from aggregator.store.rows import (
     url_hash,
 )
 from aggregator.store.tables import ARTICLE
+from aggregator.urls import canonical_url
 
 # What re-cleaning can change; identity, dates, tags and the story an article belongs to stay.
 CLEANED_COLUMNS = ("content_html", "summary", "content_hash", "image", "clean_audit")
@@ -28,7 +29,7 @@ def article_by_link(connection: Connection, link: str) -> Article | None:
     """The first-seen article published at this (canonical) URL."""
     query = (
         select(ARTICLE)
-        .where(ARTICLE.c.link_hash == url_hash(link))
+        .where(ARTICLE.c.link_hash == url_hash(canonical_url(link)))
         .order_by(ARTICLE.c.first_seen, ARTICLE.c.id)
         .limit(1)
     )

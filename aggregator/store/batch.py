@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
-from aggregator.models import Article, NearCandidate, SourceState
+from aggregator.models import Article, KnownCopy, NearCandidate, SourceState
 from aggregator.store import near, reads, writes
 from aggregator.store.bands import PendingBands
 from aggregator.store.engine import store_errors
@@ -53,7 +53,7 @@ class StoreTransaction:
 
     def find_clusters(
         self, canonical_urls: Collection[str], content_hashes: Collection[str]
-    ) -> dict[str, str]:
+    ) -> dict[str, tuple[KnownCopy, ...]]:
         """Cluster ids of stored articles with these canonical URLs or text hashes."""
         return reads.find_clusters(self._connection, canonical_urls, content_hashes)
 

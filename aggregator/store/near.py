@@ -138,7 +138,8 @@ def _add(connection: Connection, articles: Sequence[Article], pending: PendingBa
 # then published, of each cluster's first article).
 _CANDIDATES = (
     "SELECT article_near.seq, article_near.article_id, article_near.published,"
-    " article_near.shingles, article_near.minhash, article.source, article.cluster_id,"
+    " article_near.shingles, article_near.minhash, article.source, article.title,"
+    " article.cluster_id,"
     " coalesce(story.first_seen, article.first_seen), coalesce(story.published, article.published)"
     " FROM article_near JOIN article ON article.id = article_near.article_id"
     " LEFT JOIN article AS story ON story.id = article.cluster_id"
@@ -198,10 +199,11 @@ def candidates(
 
 
 def _candidate(plain: Plain, row: Sequence[Any]) -> tuple[int, NearCandidate]:
-    seq, article_id, published, shingles, minhash, source, cluster_id, since, first = row
+    seq, article_id, published, shingles, minhash, source, title, cluster_id, since, first = row
     return seq, NearCandidate(
         article_id=article_id,
         source=source,
+        title=title,
         published=plain.read_time(published),
         minhash=unpack(minhash),
         shingles=shingles,

@@ -11,7 +11,7 @@ from sqlalchemy import distinct, func, literal_column, select, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from aggregator.models import Article, DailyCounts, SourceState, TagSummary
+from aggregator.models import Article, DailyCounts, KnownCopy, SourceState, TagSummary
 from aggregator.store.plain import Plain, chunks, marks
 from aggregator.store.rows import article_from_row, state_from_row, url_hash
 from aggregator.store.tables import ARTICLE, ARTICLE_TAG, SOURCE_STATE, TAG
@@ -21,7 +21,7 @@ from aggregator.store.tables import ARTICLE, ARTICLE_TAG, SOURCE_STATE, TAG
 # of a pass. The times come back as the driver gives them, naive UTC text on SQLite: they are
 # only compared with each other, and that text sorts as the times do.
 _CLUSTER_OF = (
-    "SELECT {kind}, article.{column}, article.cluster_id,"
+    "SELECT {kind}, article.{column}, article.cluster_id, article.source, article.title,"
     " coalesce(story.first_seen, article.first_seen), coalesce(story.published, article.published)"
     " FROM article LEFT JOIN article AS story ON story.id = article.cluster_id"
     " WHERE article.{column} IN "
@@ -35,9 +35,11 @@ TAG_WALK_FROM = 2000
 
 def find_clusters(
     connection: Connection, canonical_urls: Collection[str], content_hashes: Collection[str]
-) -> dict[str, str]:
-    # Keyed by what was asked for: (age of the cluster, cluster id), the oldest wins.
-    best: dict[str, tuple[tuple[Any, Any, str], str]] = {}
+) -> dict[str, tuple[KnownCopy, ...]]:
+    """Per canonical URL or text hash asked for, the stored articles that have it, the oldest
+    story first."""
+    # Keyed by what was asked for: (age of the cluster, cluster id) and the copy.
+    found: dict[str, list[tuple[tuple[Any, Any, str], KnownCopy]]] = defaultdict(list)
     wanted = ({url_hash(url): url for url in canonical_urls}, {h: h for h in content_hashes})
     plain = Plain(connection)
     links, texts = (list(chunks(list(asked))) for asked in wanted)
@@ -49,14 +51,12 @@ def find_clusters(
             if index < len(pieces):
                 parts.append(query + marks(len(pieces[index])))
                 values.extend(pieces[index])
-        for kind, match, cluster_id, first_seen, published in plain.rows(
+        for kind, match, cluster_id, source, title, first_seen, published in plain.rows(
             " UNION ALL ".join(parts), values
         ):
-            asked = wanted[kind][match]
             age = (first_seen, published, cluster_id)
-            if asked not in best or age < best[asked][0]:
-                best[asked] = (age, cluster_id)
-    return {asked: cluster_id for asked, (_, cluster_id) in best.items()}
+            found[wanted[kind][match]].append((age, KnownCopy(cluster_id, source, title)))
+    return {asked: tuple(copy for _, copy in sorted(copies)) for asked, copies in found.items()}
 
 
 def clusters(connection: Connection, tag_slug: str | None, limit: int) -> list[tuple[Article, ...]]:

@@ -10,6 +10,7 @@ from json import dumps, loads
 from typing import Any
 
 from aggregator.models import Article, RuleHit, SourceState
+from aggregator.urls import canonical_url
 
 # Article fields that identify a row rather than describe it, or derive from others (the LSH
 # bands from the MinHash): never part of "changed".
@@ -67,7 +68,8 @@ def article_values(
         "key": article.key,
         "title": article.title,
         "link": article.link,
-        "link_hash": url_hash(article.link) if article.link else None,
+        # The canonical URL's: copies of a story are found by it however each was spelt.
+        "link_hash": url_hash(canonical_url(article.link)) if article.link else None,
         "content_hash": article.content_hash,
         # dedupe always sets it; an article without one is a cluster of its own.
         "cluster_id": article.cluster_id or article.id,
