@@ -6,12 +6,18 @@
     └── error_kind   (error holds the message a user reads in `status`)
         ├── timeout      no complete answer within request.timeout: "timed out after 20 s"
         ├── network      DNS, refused, reset, TLS, broken HTTP: "connection refused"
-        ├── too_large    the decoded body passed max_bytes: "body larger than 5.0 MB (limit)"
+        ├── too_large    the decoded body (or its encoded bytes) passed max_bytes:
+        │                "body larger than 5.0 MB (limit)"; decoded in bounded steps, so a
+        │                compression bomb is cut there too, whatever its encodings
         ├── redirects    more than 10, a loop, a non-http(s) target, a redirect without Location
+        ├── refused      a hop would reach an address more private than the source's URL names:
+        │                "refused: redirect to a link-local address (169.254.169.254) from a
+        │                public source" (see reach.py; DNS answers are checked in pools.py)
         ├── gone         410: the publisher says the feed is dead
         ├── not_found    404
         ├── http         any other 4xx/5xx: "HTTP 500 Internal Server Error"; 429/503 carry
-        │                retry_after (absolute) from Retry-After
+        │                retry_after (absolute) from Retry-After; a body that does not decode
+        │                or an unknown Content-Encoding: "body could not be decoded: ..."
         └── invalid_url  the requested URL is not an http(s) URL httpx accepts
 
 On every result `etag` and `last_modified` are the validators to send next time, so a caller can
@@ -22,7 +28,6 @@ chain was 301/308. Nothing is cached here: every poll asks the server.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import socket
 import ssl
 import time
@@ -35,7 +40,10 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from aggregator import __version__
-from aggregator.fetch.pools import HostPools
+from aggregator.errors import SourceError
+from aggregator.fetch.decode import HAS_BROTLI, Decoding
+from aggregator.fetch.pools import REACH, SOURCE, HostPools
+from aggregator.fetch.reach import Reach
 from aggregator.models import Document, FetchRequest, FetchResult
 from aggregator.urls import is_web_url
 
@@ -44,9 +52,8 @@ ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, text/html;q=0.8, */*;q=0.5"
 )
-# httpx decodes br only when a brotli package is importable; never advertise what we cannot read.
-_HAS_BROTLI = any(importlib.util.find_spec(name) for name in ("brotli", "brotlicffi"))
-ACCEPT_ENCODING = "gzip, deflate, br" if _HAS_BROTLI else "gzip, deflate"
+# br only with a brotli that decodes in bounded steps; never advertise what we cannot read.
+ACCEPT_ENCODING = "gzip, deflate, br" if HAS_BROTLI else "gzip, deflate"
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
@@ -59,6 +66,7 @@ class _Chain:
     """The redirect chain walked so far, and the time spent holding connection slots."""
 
     urls: list[str]
+    reach: Reach | None = None  # set from the source's URL once it parses
     permanent: bool = True
     status: int | None = None
     spent: float = 0.0
@@ -112,6 +120,8 @@ class Fetcher:
             result = _failed(request, chain, "timeout", message)
         except httpx.InvalidURL as exc:
             result = _failed(request, chain, "invalid_url", f"invalid URL {chain.url}: {exc}")
+        except SourceError as exc:  # a DNS answer out of the source's reach (pools.py)
+            result = _failed(request, chain, "refused", exc.reason)
         except (httpx.HTTPError, OSError) as exc:
             result = _failed(request, chain, *_describe(exc))
         return replace(result, elapsed=time.monotonic() - started)
@@ -121,6 +131,7 @@ class Fetcher:
             return _failed(request, chain, "invalid_url", f"not an http(s) URL: {request.url}")
         url = httpx.URL(request.url)
         chain.urls[0] = str(url)
+        chain.reach = Reach.of(url.host)
         while True:
             # Only time holding slots counts: queueing behind our own caps is not the server.
             remaining = request.timeout - chain.spent
@@ -155,8 +166,12 @@ class Fetcher:
         headers.update(
             (k, v) for k, v in validators.items() if v and v.isascii() and v.isprintable()
         )
-        timeout = {"timeout": self._timeout(request.timeout)}
-        get = httpx.Request("GET", url, headers=headers, extensions=timeout)
+        extensions = {
+            "timeout": self._timeout(request.timeout),
+            REACH: chain.reach,
+            SOURCE: request.source,
+        }
+        get = httpx.Request("GET", url, headers=headers, extensions=extensions)
         try:
             rsp = await self._send(get)
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
@@ -214,9 +229,14 @@ def _follow(request: FetchRequest, chain: _Chain, rsp: httpx.Response) -> FetchR
     location = rsp.headers.get("location")
     if not location:
         return _failed(request, chain, "redirects", f"HTTP {status} without a Location header")
-    target = str(rsp.url.join(location.strip()))
+    target_url = rsp.url.join(location.strip())
+    target = str(target_url)
     if not is_web_url(target):
         return _failed(request, chain, "redirects", f"redirect to a non-http(s) URL: {target}")
+    refused = chain.reach.refuses_host(target_url.host) if chain.reach else None
+    if refused:
+        message = f"refused: redirect to {refused} from {chain.reach}"
+        return _failed(request, chain, "refused", message)
     if target in chain.urls:
         loop = " -> ".join([*chain.urls, target])
         return _failed(request, chain, "redirects", f"redirect loop: {loop}")
@@ -231,19 +251,36 @@ def _follow(request: FetchRequest, chain: _Chain, rsp: httpx.Response) -> FetchR
 
 async def _read_body(request: FetchRequest, chain: _Chain, rsp: httpx.Response) -> FetchResult:
     limit = request.max_bytes
-    too_large = f"body larger than {limit / 1_000_000:.1f} MB (limit)"
+    too_large = f"body larger than {_size(limit)} (limit)"
     declared = rsp.headers.get("content-length", "").strip()
     # An encoded length over the limit means a decoded body over it too: refuse unread.
     if declared.isdigit() and int(declared) > limit:
         return _failed(request, chain, "too_large", too_large)
+    decoding = Decoding(rsp.headers.get("content-encoding", ""))
     chunks: list[bytes] = []
-    size = 0
-    async for chunk in rsp.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
+    size = wire = 0
+
+    def take(pieces: Iterator[bytes]) -> bool:
+        """Keep decoded pieces while the body stays within the limit."""
+        nonlocal size
+        for piece in pieces:
+            size += len(piece)
+            if size > limit:
+                return False
+            chunks.append(piece)
+        return True
+
+    # The raw stream, decoded here in bounded steps: httpx's decoders expand a whole chunk at
+    # once, which for a compression bomb is gigabytes before the limit can be looked at.
+    async for raw in _raw(rsp):
+        # Encoded bytes count too: junk after a gzip member, or deflate blocks that decode
+        # to nothing, would otherwise be read until the timeout.
+        wire += len(raw)
+        if wire > limit or not take(decoding.feed(raw)):
             # Leaving the stream closes the connection; the rest is never downloaded.
             return _failed(request, chain, "too_large", too_large)
+    if not take(decoding.finish()):
+        return _failed(request, chain, "too_large", too_large)
     document = Document(
         source=request.source,
         origin=chain.url,
@@ -256,6 +293,21 @@ async def _read_body(request: FetchRequest, chain: _Chain, rsp: httpx.Response) 
     return replace(
         _result(request, chain), document=document, etag=etag, last_modified=last_modified
     )
+
+
+async def _raw(rsp: httpx.Response) -> AsyncIterator[bytes]:
+    """The body as it came, still encoded; a response built in memory has a sync stream."""
+    stream = rsp.stream
+    if isinstance(stream, httpx.AsyncByteStream):
+        async for chunk in stream:
+            yield chunk
+    else:
+        for chunk in stream:
+            yield chunk
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 1_000_000:.1f} MB" if limit >= 100_000 else f"{limit:,} bytes"
 
 
 async def _drain(rsp: httpx.Response) -> None:
