@@ -15,12 +15,21 @@ log = logging.getLogger("aggregator")
 
 def reloaded(running: Config) -> Config | None:
     """The running config's file read again, or None when it has errors (each one logged as
-    file:line:col, since the running config stays and nothing else would say why)."""
+    file:line:col, since the running config stays and nothing else would say why).
+
+    Never raises: the daemon runs this in a task that a signal started and nothing awaits, so
+    an exception would only surface as "Task exception was never retrieved", after the
+    reload had neither applied nor been counted as refused."""
     try:
         loaded = load_config(running.path)
     except ConfigError as error:
         for problem in error.problems:
             log.error("reload: keeping the running config: %s", problem)
+        return None
+    except Exception:
+        # A config the checks let through and the loader then choked on is a bug of ours;
+        # the daemon keeps serving with the running config, the traceback tells what to fix.
+        log.exception("reload: keeping the running config: cannot load %s", running.path)
         return None
     old = {source.name for source in running.sources}
     new = {source.name for source in loaded.sources}

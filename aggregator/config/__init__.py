@@ -11,6 +11,7 @@ from aggregator.config.loader import config_path, load_config
 from aggregator.config.model import (
     CONFIG_ENV_VAR,
     DEFAULT_CONFIG_PATH,
+    OUTPUT_MARKER,
     CleanRules,
     Config,
     DedupeConfig,
@@ -27,6 +28,7 @@ from aggregator.config.model import (
 __all__ = [
     "CONFIG_ENV_VAR",
     "DEFAULT_CONFIG_PATH",
+    "OUTPUT_MARKER",
     "CleanRules",
     "Config",
     "DedupeConfig",

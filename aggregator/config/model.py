@@ -1,10 +1,16 @@
 """The config's model: every key with its type, default and check (pydantic, strict).
 
 Durations (`15m`, `1h30m`) and sizes (`5MB`) are parsed here; unknown keys are errors.
+Checks that need the file system (is `output.dir` a folder we may write and clean?) run only
+when the loader passes the config's folder in the validation context, so that a Config built
+in code for a test never depends on what a disk holds.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     model_validator,
 )
 
@@ -24,6 +31,70 @@ from aggregator.urls import is_web_url
 
 DEFAULT_CONFIG_PATH = Path("config/aggregator.yaml")
 CONFIG_ENV_VAR = "AGGREGATOR_CONFIG"
+# The validation context key the loader sets to the config file's folder (a Path).
+CONFIG_FOLDER = "config_folder"
+
+# Longer than this is a typo or an attack, never an interval: it also keeps every duration far
+# inside what timedelta and the scheduler's datetime arithmetic can hold.
+MAX_DURATION = timedelta(days=365)
+MAX_SIZE = 1000**3  # a body cap above 1 GB would let one fetch take the host's memory
+
+# The output folder: a file render writes to say "this folder is ours" (see output_dir_problem),
+# and the prefix of its temp files (render.files.write_atomic), so that start-up cleans up only
+# what an interrupted write of ours left.
+OUTPUT_MARKER = ".aggregator-output"
+OUTPUT_TEMP_PREFIX = ".aggregator-tmp."
+# Only render writes these, so a folder holding one has been ours.
+_OUTPUT_SIGNATURES = (OUTPUT_MARKER, "all.atom", "feeds.opml")
+# What a first render cut short may have left so far: render writes the item pages, the feeds
+# (all.* first), style.css and feeds.opml, and index.html last, so a lone index.html (any web
+# root has one) is never taken for ours.
+_OUTPUT_PARTIAL = frozenset({"items", "tags", "all.rss", "all.json", "style.css"})
+# Temp files render left in the output folder before OUTPUT_TEMP_PREFIX: a dot, the target's
+# name, mkstemp's random part.
+OUTPUT_OLD_TEMP = re.compile(
+    r"\.(?:index\.html|feeds\.opml|style\.css|all\.(?:rss|atom|json))\.[a-z0-9_]+\.tmp"
+)
+
+
+def _folders(listed: str) -> tuple[Path, ...]:
+    return tuple(Path(folder) for folder in listed.split())
+
+
+# Folders that hold the system or its users' files: emptying one of them, or filling it with
+# feeds, is never what an output folder means.
+_SYSTEM_FOLDERS = frozenset(
+    _folders(
+        "/bin /boot /dev /etc /home /lib /lib32 /lib64 /libx32 /media /mnt /opt /proc /root "
+        "/run /sbin /snap /srv /sys /tmp /usr /var /usr/bin /usr/include /usr/lib /usr/lib64 "
+        "/usr/libexec /usr/local /usr/local/bin /usr/local/lib /usr/local/sbin /usr/local/share "
+        "/usr/sbin /usr/share /usr/src /var/cache /var/lib /var/log /var/mail /var/run "
+        "/var/spool /var/tmp /Applications /Library /System /Users /Volumes /private "
+        "/private/etc /private/tmp /private/var"
+    )
+)
+# ... and those whose every subfolder belongs to the system too.
+_SYSTEM_TREES = _folders(
+    "/bin /boot /dev /etc /lib /lib32 /lib64 /libx32 /proc /sbin /sys /usr/bin /usr/include "
+    "/usr/lib /usr/lib64 /usr/libexec /usr/sbin /System /private/etc"
+)
+_HOME_PARENTS = (Path("/home"), Path("/Users"))
+
+# SQLAlchemy's make_url grammar (sqlalchemy.engine.url._parse_url), so that `check` refuses
+# what the store would, without importing SQLAlchemy (only the store may, and it is slow to
+# import for a command that opens no database).
+_STORE_URL = re.compile(
+    r"""
+    (?P<name>[\w+]+)://
+    (?:(?P<username>[^:/]*)(?::(?P<password>[^@]*))?@)?
+    (?:(?:\[(?P<ipv6host>[^/?]+)\]|(?P<ipv4host>[^/:?]+))?(?::(?P<port>[^/?]*))?)?
+    (?:/(?P<database>[^?]*))?
+    (?:\?(?P<query>.*))?
+    """,
+    re.VERBOSE,
+)
+STORE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+_STORE_EXAMPLES = "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/database"
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -40,32 +111,51 @@ _SIZE_UNITS = {
 
 
 def parse_duration(value: object) -> timedelta:
-    """`15m`, `1h30m`, `20s`, `1d`; a bare number means seconds."""
+    """`15m`, `1h30m`, `20s`, `1d`; a bare number means seconds. At most MAX_DURATION."""
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if not isinstance(value, str):
+        seconds: float = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if not text or _DURATION_PART.sub("", text):
+            raise ValueError(f"{_shown(value)} is not a duration; use 10m or 1h")
+        # float() of a very long number is inf rather than an error; the bound below sees it.
+        seconds = sum(
+            float(number) * _DURATION_UNITS[unit.lower()]
+            for number, unit in _DURATION_PART.findall(text)
+        )
+    else:
         raise ValueError("must be a duration such as 10m or 1h")
-    text = value.strip().replace(" ", "")
-    if not text or _DURATION_PART.sub("", text):
+    if isinstance(seconds, float) and math.isnan(seconds):
         raise ValueError(f"{value!r} is not a duration; use 10m or 1h")
-    seconds = sum(
-        float(number) * _DURATION_UNITS[unit.lower()]
-        for number, unit in _DURATION_PART.findall(text)
-    )
+    # Compared before any conversion: float() of a huge int raises, timedelta() overflows.
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{_shown(value)} is too long for a duration; use at most 365d")
+    if seconds < 0:
+        raise ValueError("must be longer than zero")
     return timedelta(seconds=seconds)
 
 
 def parse_size(value: object) -> int:
-    """`5MB`, `512KiB`, or a number of bytes."""
+    """`5MB`, `512KiB`, or a number of bytes. At most MAX_SIZE."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    match = _SIZE.match(value) if isinstance(value, str) else None
-    if not match:
-        raise ValueError(f"{value!r} is not a size; use 512KB or 5MB")
-    number, unit = match.groups()
-    return int(float(number) * _SIZE_UNITS[(unit or "b").lower()])
+        size: float = value
+    else:
+        match = _SIZE.match(value) if isinstance(value, str) else None
+        if not match:
+            raise ValueError(f"{value!r} is not a size; use 512KB or 5MB")
+        number, unit = match.groups()
+        size = float(number) * _SIZE_UNITS[(unit or "b").lower()]
+    if size > MAX_SIZE:
+        raise ValueError(f"{_shown(value)} is too large for a size; use at most 1GB")
+    return int(size)
+
+
+def _shown(value: object) -> str:
+    # A number of a thousand digits would make the message unreadable.
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]}"
 
 
 def _positive(delta: timedelta) -> timedelta:
@@ -85,6 +175,11 @@ def _regex(pattern: str) -> str:
         re.compile(pattern)
     except re.error as error:
         raise ValueError(f"{pattern!r} is not a valid regular expression: {error}") from None
+    except (RecursionError, OverflowError):
+        # sre's parser recurses per nested group and caps repeat counts.
+        raise ValueError(
+            f"{_shown(pattern)} is too deeply nested or repeats too often for a regular expression"
+        ) from None
     return pattern
 
 
@@ -102,12 +197,133 @@ def _selector(selector: str) -> str:
 def _timezone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{name!r} is not a time zone; use a name like Asia/Shanghai") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a name too long for the file system, looked up as a file under TZPATH.
+        raise ValueError(
+            f"{_shown(name)} is not a time zone; use a name like Asia/Shanghai"
+        ) from None
     return name
 
 
+def resolve_path(folder: Path, path: Path) -> Path:
+    """A path of the config: `~` expanded, a relative one taken from the config's folder."""
+    expanded = path.expanduser()
+    return expanded if expanded.is_absolute() else (folder / expanded).resolve()
+
+
+def output_dir_problem(folder: Path) -> str | None:
+    """Why `folder` must not be the output folder, or None. The daemon writes there and, at
+    start-up, deletes the temp files of interrupted writes, so it must be a folder of its own:
+    not the root, a home or a system folder, nor a folder of other files (one is ours when it
+    holds OUTPUT_MARKER or a feed we wrote, or only what a first render cut short left)."""
+    try:
+        real = Path(os.path.realpath(folder))
+    except (OSError, ValueError) as error:
+        return f"cannot be used as a folder: {error}"
+    if real == real.parent:
+        return "is the root folder"
+    if real in _homes() or real.parent in _HOME_PARENTS:
+        return "is a home folder"
+    if real in _SYSTEM_FOLDERS:
+        return "is a system folder"
+    for tree in _SYSTEM_TREES:
+        if real.is_relative_to(tree):
+            return f"is inside {tree}, a system folder"
+    try:
+        if not real.exists():
+            return None
+        if not real.is_dir():
+            return "is a file, not a folder"
+        if any((real / name).exists() for name in _OUTPUT_SIGNATURES):
+            return None
+        foreign = _foreign_entries(real)
+    except OSError as error:
+        return f"cannot be read: {error.strerror or error}"
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        return f"holds files the aggregator did not write ({shown})"
+    return None
+
+
+def _homes() -> set[Path]:
+    homes = {Path("/root")}
+    # No HOME and no passwd entry: only the usual places are known.
+    with contextlib.suppress(RuntimeError, KeyError, OSError):
+        homes.add(Path(os.path.realpath(Path.home())))
+    return homes
+
+
+def _foreign_entries(folder: Path) -> list[str]:
+    """Up to four names in `folder` that render never writes (the scan stops there, so a huge
+    folder costs no more than a small one)."""
+    foreign: list[str] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            name = entry.name
+            if (
+                name in _OUTPUT_PARTIAL
+                or name.startswith(OUTPUT_TEMP_PREFIX)
+                or OUTPUT_OLD_TEMP.fullmatch(name)
+            ):
+                continue
+            foreign.append(name)
+            if len(foreign) > 3:
+                break
+    return sorted(foreign)
+
+
+def _output_dir(path: Path, info: ValidationInfo) -> Path:
+    folder = (info.context or {}).get(CONFIG_FOLDER)
+    if not isinstance(folder, Path):
+        return path
+    resolved = resolve_path(folder, path)
+    problem = output_dir_problem(resolved)
+    if problem is None:
+        return path
+    # What the folder really is, when the config spells it otherwise (relative, .., a link).
+    try:
+        real = os.path.realpath(resolved)
+    except (OSError, ValueError):
+        real = str(resolved)
+    shown = repr(str(path)) if real == str(path) else f"{str(path)!r} ({real})"
+    raise ValueError(
+        f"{shown} {problem}; the aggregator writes its feeds there and deletes its own temp"
+        " files, so give it a new or empty folder of its own, e.g. /var/lib/aggregator/public"
+    )
+
+
+def _store_url(url: str) -> str:
+    """Only a URL the store opens: SQLAlchemy's syntax, SQLite or PostgreSQL with psycopg."""
+    match = _STORE_URL.match(url)
+    if match is None:
+        raise ValueError(f"{_shown(url)} is not a database URL; {_STORE_EXAMPLES}")
+    shown = _without_password(url, match)
+    scheme = match["name"]
+    if scheme not in STORE_SCHEMES:
+        hint = " (PostgreSQL's is postgresql://)" if scheme.startswith("postgres") else ""
+        raise ValueError(
+            f"{shown}: {scheme!r} is not a database the store can use{hint}; {_STORE_EXAMPLES}"
+        )
+    port = match["port"]
+    if port is not None:  # "host:" with no number is an error too
+        try:
+            int(port)
+        except ValueError:
+            raise ValueError(f"{shown}: the port {port!r} is not a number") from None
+    return url
+
+
+def _without_password(url: str, match: re.Match[str]) -> str:
+    # Error messages reach logs and terminals; a database password must not.
+    if match["password"] is None:
+        return repr(url)
+    start, end = match.span("password")
+    return repr(url[:start] + "***" + url[end:])
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+OutputDir = Annotated[Path, AfterValidator(_output_dir)]
+StoreUrl = Annotated[str, AfterValidator(_store_url)]
 Selector = Annotated[str, AfterValidator(_selector)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
@@ -125,11 +341,12 @@ class _Strict(BaseModel):
 
 
 class StoreConfig(_Strict):
-    url: str = "sqlite:///../var/aggregator.db"
+    url: StoreUrl = "sqlite:///../var/aggregator.db"
 
 
 class OutputConfig(_Strict):
-    dir: Path = Path("../public")
+    # Checked even when left out: the default, ../public beside the config, may be unsafe too.
+    dir: OutputDir = Field(default=Path("../public"), validate_default=True)
     base_url: WebUrl = "http://127.0.0.1:8080/"
     items_per_feed: int = Field(default=50, ge=1, le=10000)
     title: str = "Aggregator"
@@ -200,14 +417,27 @@ class DedupeConfig(_Strict):
     window: Duration = timedelta(days=7)  # candidates published at most this far apart
 
 
+class LimitsConfig(_Strict):
+    """What one entry may hold at most; past it, the entry is cut (and counted in status), so
+    no input costs more than linear time to clean, store and render."""
+
+    html_depth: int = Field(default=2000, ge=8, le=10_000)  # deeper tags dropped, text kept
+    categories: int = Field(default=32, ge=0, le=1000)  # per entry, the first ones kept
+    category_length: int = Field(default=100, ge=1, le=1000)  # characters
+    title_length: int = Field(default=500, ge=10, le=100_000)  # characters
+
+
 class Config(_Strict):
     store: StoreConfig = StoreConfig()
-    output: OutputConfig = OutputConfig()
+    # Built from {} rather than a ready instance, so that a config without `output` still has
+    # its default folder checked against the file system in the loader's context.
+    output: OutputConfig = Field(default_factory=dict, validate_default=True)
     server: ServerConfig = ServerConfig()
     defaults: Defaults = Defaults()
     sources: tuple[SourceConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = ()
     dedupe: DedupeConfig = DedupeConfig()
+    limits: LimitsConfig = LimitsConfig()
     # Clean rules keyed by the host of the article's link (subdomains included), for sources
     # that carry several sites; they add to the source's own `clean` rules.
     clean: dict[Host, CleanRules] = Field(default_factory=dict)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aggregator.config.model import OUTPUT_OLD_TEMP, OUTPUT_TEMP_PREFIX
 from aggregator.errors import RenderError
 
 # Served files must be readable by a web server running as another user; mkstemp gives 0600.
@@ -45,7 +47,9 @@ def write_atomic(path: Path, data: bytes) -> None:
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+        fd, temp_name = tempfile.mkstemp(
+            dir=folder, prefix=f"{OUTPUT_TEMP_PREFIX}{path.name}.", suffix=".tmp"
+        )
     except OSError as exc:
         raise RenderError(f"{path}: cannot create a temporary file: {exc}") from exc
     temp = Path(temp_name)
@@ -85,15 +89,41 @@ class OutputWriter:
         self.written.append(path)
 
 
+# Temp names from before OUTPUT_TEMP_PREFIX (".<target>.<mkstemp's random part>.tmp"), by the
+# folder they were written in: only the names of what render writes there.
+_OLD_TEMPS = {
+    "": OUTPUT_OLD_TEMP,
+    "tags": re.compile(r"\.[^/]+\.(?:rss|atom|json)\.[a-z0-9_]+\.tmp"),
+    "items": re.compile(r"\.[^/]+\.html\.[a-z0-9_]+\.tmp"),
+}
+
+
 def remove_leftovers(root: Path) -> list[Path]:
     """Delete the temp files of writes a crash interrupted (their targets are intact: the
-    rename never happened), so they do not pile up or get served."""
-    if not root.is_dir():
-        return []
+    rename never happened), so they do not pile up or get served.
+
+    Only ours: files named with OUTPUT_TEMP_PREFIX, or with the older names of the files render
+    writes, in the output folder, its tags/ and its items/, never further down: whatever else
+    the folder holds (a user's own files, a mounted tree) is not ours to delete."""
     removed: list[Path] = []
-    for temp in root.rglob(".*.tmp"):
-        if temp.is_file():
+    for sub, old_name in _OLD_TEMPS.items():
+        folder = root / sub if sub else root
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            raise RenderError(f"{folder}: cannot list it to remove temp files: {exc}") from exc
+        for entry in entries:
+            name = entry.name
+            ours = name.startswith(OUTPUT_TEMP_PREFIX) and name.endswith(".tmp")
+            if not (ours or old_name.fullmatch(name)):
+                continue
+            # A link or folder by that name was not made by mkstemp.
+            if not entry.is_file(follow_symlinks=False):
+                continue
             with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
-                removed.append(temp)
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
     return removed
