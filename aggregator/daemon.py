@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -33,7 +34,7 @@ from aggregator.pipeline.publish import recover
 from aggregator.pipeline.run import PassReport, open_store, run_pass
 from aggregator.reload import apply_intervals, reloaded
 from aggregator.schedule import health
-from aggregator.serve import create_app
+from aggregator.serve import HealthStatus, create_app, log_accept_errors, server_config
 from aggregator.store import Store
 
 log = logging.getLogger("aggregator")
@@ -53,10 +54,15 @@ class _Server(uvicorn.Server):
         yield
 
 
+def shortest_interval(config: Config) -> float | None:
+    """Seconds between two fetches of the most frequent enabled source; None without any."""
+    intervals = [config.interval(source) for source in config.sources if source.enabled]
+    return min(intervals).total_seconds() if intervals else None
+
+
 def tick_seconds(config: Config) -> float:
     """How often to look for due sources: a few seconds, or less when an interval is short."""
-    intervals = [config.interval(source) for source in config.sources if source.enabled]
-    shortest = min(intervals, default=timedelta(minutes=15)).total_seconds()
+    shortest = shortest_interval(config) or timedelta(minutes=15).total_seconds()
     return max(MIN_TICK_SECONDS, min(MAX_TICK_SECONDS, shortest / 4))
 
 
@@ -80,6 +86,7 @@ class Daemon:
             # "skipped: maximum number of running instances" each tick of a long pass is noise.
             executor_log.setLevel(logging.ERROR)
         self._store: Store | None = None
+        self._reloads: set[asyncio.Task[None]] = set()
 
     async def run(self) -> int:
         config = self.config
@@ -88,22 +95,18 @@ class Daemon:
         try:
             written = await asyncio.to_thread(recover, config, store)
             log.info("startup: %d feed files brought up to date", len(written))
-            server = _Server(
-                uvicorn.Config(
-                    create_app(
-                        config.output.dir,
-                        health=lambda: self.metrics.health(healthy=self.healthy()),
-                        metrics=self.metrics.exposition,
-                    ),
-                    host=config.server.host,
-                    port=config.server.port,
-                    log_level="warning",
-                    log_config=None,  # uvicorn's warnings go through our one-line format
-                    access_log=False,
-                    server_header=False,
-                    timeout_graceful_shutdown=1,
-                )
+            server_settings, guard = server_config(
+                create_app(config.output.dir, health=self.health, metrics=self.metrics.exposition),
+                host=config.server.host,
+                port=config.server.port,
+                log_level="warning",
+                log_config=None,  # uvicorn's warnings go through our one-line format
+                access_log=False,
+                timeout_graceful_shutdown=1,
             )
+            log_accept_errors(loop, guard)
+            self.metrics.watch_server(guard.stats)
+            server = _Server(server_settings)
             serving = asyncio.create_task(_serve(server))
             while not server.started and not serving.done():
                 await asyncio.sleep(0.02)
@@ -115,14 +118,17 @@ class Daemon:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self._on_stop, signum)
             loop.add_signal_handler(signal.SIGHUP, self._on_reload)
+            # Staleness counts from the first tick: start-up's recovery render is not late.
+            self.metrics.started = time.monotonic()
             self._schedule()
             log.info(
-                "serving %s on http://%s:%d/",
+                "serving %s on http://%s:%d/ (at most %d connections)",
                 config.output.dir,
                 config.server.host,
                 config.server.port,
+                guard.cap,
             )
-            self.metrics.sources = sum(source.enabled for source in config.sources)
+            self._count_sources(config)
             self.notifier.ready(self.metrics.summary())
             watchdog = asyncio.create_task(self._watchdog())
             await self._stopping.wait()
@@ -151,7 +157,7 @@ class Daemon:
             config, self._pending = self._pending, None
             await asyncio.to_thread(apply_intervals, self.config, config, self._store)
             self.config = config
-            self.metrics.sources = sum(source.enabled for source in config.sources)
+            self._count_sources(config)
         loop = asyncio.get_running_loop()
         config, store = self.config, self._store
         self.metrics.pass_started = started = time.monotonic()
@@ -160,9 +166,9 @@ class Daemon:
             report, failing = await asyncio.shield(self._pass)
         except asyncio.CancelledError:
             return  # shutting down: _shutdown waits for the pass itself
-        except Exception:
+        except Exception as error:
             log.exception("pass failed")
-            self.metrics.pass_failed()
+            self.metrics.pass_failed(error)
             return
         finally:
             self.metrics.pass_started = None
@@ -193,7 +199,15 @@ class Daemon:
         ]
         return report, failing
 
+    def _count_sources(self, config: Config) -> None:
+        self.metrics.sources = sum(source.enabled for source in config.sources)
+        self.metrics.interval = shortest_interval(config)
+
     # -- health -----------------------------------------------------------------------------
+
+    def health(self) -> tuple[HealthStatus, dict[str, Any]]:
+        """/healthz: failing (503) when unhealthy, degraded while the feeds may go stale."""
+        return self.metrics.health(healthy=self.healthy())
 
     def healthy(self) -> bool:
         return (
@@ -228,19 +242,30 @@ class Daemon:
         self.notifier.stopping("stopping: finishing the sources in flight")
 
     def _on_reload(self) -> None:
-        asyncio.get_running_loop().create_task(self._reload())
+        # Held until done: a task nobody references may be collected mid-way.
+        task = asyncio.get_running_loop().create_task(self._reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
     async def _reload(self) -> None:
+        """Whatever goes wrong, the running config stays, the failure is counted and logged,
+        and systemd hears READY again."""
         self.notifier.send(RELOADING="1", STATUS="reloading the config")
-        loaded = await asyncio.to_thread(reloaded, self.config)
-        self.metrics.reloads.labels("error" if loaded is None else "ok").inc()
-        if loaded is not None:
-            self._pending = loaded
-            job = self._scheduler.get_job("poll")
-            if job is not None:
-                job.reschedule("interval", seconds=tick_seconds(loaded))
-                job.modify(next_run_time=datetime.now(UTC))
-        self.notifier.send(READY="1", STATUS=self.metrics.summary())
+        loaded: Config | None = None
+        try:
+            loaded = await asyncio.to_thread(reloaded, self.config)
+            if loaded is not None:
+                self._pending = loaded
+                job = self._scheduler.get_job("poll")
+                if job is not None:
+                    job.reschedule("interval", seconds=tick_seconds(loaded))
+                    job.modify(next_run_time=datetime.now(UTC))
+        except Exception:
+            log.exception("reload failed; the running config stays")
+            loaded = None
+        finally:
+            self.metrics.reloads.labels("error" if loaded is None else "ok").inc()
+            self.notifier.send(READY="1", STATUS=self.metrics.summary())
 
     async def _shutdown(
         self, server: uvicorn.Server, serving: asyncio.Task[None], watchdog: asyncio.Task[None]

@@ -6,10 +6,10 @@ One registry per daemon rather than prometheus_client's global one, so a test ca
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,10 +20,17 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from aggregator.pipeline.run import PassReport
 
+if TYPE_CHECKING:
+    from aggregator.serve import GuardStats, HealthStatus
+
 _PASS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+# /healthz says degraded when no pass has completed for this many of the shortest interval.
+STALE_INTERVALS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +52,11 @@ class DaemonMetrics:
     failing: tuple[str, ...] = ()  # sources whose last fetch failed
     sources: int = 0  # enabled sources in the running config
     pass_started: float | None = None  # monotonic, while a pass runs
+    interval: float | None = None  # seconds, the shortest of an enabled source; None: none
+    started: float = field(default_factory=time.monotonic)
+    # monotonic: when a pass (or a tick that found nothing due) last returned without raising
+    last_completed: float | None = None
+    pass_error: str | None = None  # why the last pass raised; None once one completes
 
     def __post_init__(self) -> None:
         # *_created series double the output and no dashboard reads them.
@@ -94,6 +106,8 @@ class DaemonMetrics:
             self.reloads.labels(result)
 
     def passed(self, report: PassReport, seconds: float, failing: Sequence[str]) -> None:
+        self.last_completed = time.monotonic()
+        self.pass_error = None
         self.failing = tuple(failing)
         self.failing_gauge.set(len(failing))
         if not report.sources:
@@ -122,8 +136,13 @@ class DaemonMetrics:
             written=len(report.written),
         )
 
-    def pass_failed(self) -> None:
+    def pass_failed(self, error: BaseException) -> None:
         self.errors.labels("pass").inc()
+        self.pass_error = str(error) or type(error).__name__
+
+    def watch_server(self, stats: Callable[[], GuardStats]) -> None:
+        """Exports the HTTP server's connection counts, read at each scrape."""
+        self.registry.register(_ServerCollector(stats))
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
@@ -132,10 +151,29 @@ class DaemonMetrics:
         started = self.pass_started
         return started is not None and time.monotonic() - started > limit
 
-    def health(self, *, healthy: bool) -> tuple[bool, dict[str, Any]]:
+    def problems(self) -> list[str]:
+        """Why the daemon is degraded: it serves, but its feeds may be going stale."""
+        found: list[str] = []
+        if self.pass_error is not None:
+            found.append(f"the last pass failed: {self.pass_error}")
+        if self.interval is not None:
+            since = time.monotonic() - (self.last_completed or self.started)
+            limit = STALE_INTERVALS * self.interval
+            if since > limit:
+                found.append(
+                    f"no pass has completed for {since:.0f} s "
+                    f"({STALE_INTERVALS} intervals are {limit:.0f} s)"
+                )
+        return found
+
+    def health(self, *, healthy: bool) -> tuple[HealthStatus, dict[str, Any]]:
+        """The status of /healthz and its details. `ok` is false only when failing (503)."""
         last = self.last_pass
-        return healthy, {
+        problems = self.problems()
+        status: HealthStatus = "failing" if not healthy else "degraded" if problems else "ok"
+        return status, {
             "ok": healthy,
+            "problems": problems,
             "sources": self.sources,
             "failing_sources": list(self.failing),
             "pass_running": self.pass_started is not None,
@@ -162,3 +200,32 @@ class DaemonMetrics:
                 f"{last.new} new, {last.changed} changed, {last.failed} failed"
             )
         return text
+
+
+class _ServerCollector(Collector):
+    def __init__(self, stats: Callable[[], GuardStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        yield GaugeMetricFamily(
+            "aggregator_http_connections", "Open HTTP connections.", value=stats.open
+        )
+        yield GaugeMetricFamily(
+            "aggregator_http_connections_max",
+            "Connections the server keeps open at most (sized from the open-files limit).",
+            value=stats.cap,
+        )
+        closed = CounterMetricFamily(
+            "aggregator_http_connections_closed",
+            "Connections the server closed early, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in stats.closed.items():
+            closed.add_metric([reason], count)
+        yield closed
+        yield CounterMetricFamily(
+            "aggregator_http_accept_errors",
+            "Failed accept() calls (EMFILE and the like).",
+            value=stats.accept_errors,
+        )

@@ -25,6 +25,7 @@ from aggregator.daemon import STUCK_PASS_SECONDS
 from aggregator.daemon import Daemon as DaemonLoop
 from aggregator.metrics import DaemonMetrics
 from aggregator.notify import Notifier
+from aggregator.pipeline.run import PassReport
 from tests.daemonproc import Daemon, free_port, write_config
 from tests.farm import Farm, FarmConfig
 from tests.helpers import run_aggregator
@@ -346,3 +347,79 @@ def test_a_port_in_use_exits_1(tmp_path: Path) -> None:
         assert daemon.process is not None
         assert daemon.process.wait(timeout=30) == 1
         assert "cannot serve on 127.0.0.1" in daemon.stderr()
+
+
+def test_healthz_is_degraded_after_a_failed_pass_or_two_intervals_without_one(
+    tmp_path: Path,
+) -> None:
+    """In process, on the daemon's own health: a pass that raised, or none completed for two
+    intervals of the most frequent source, is degraded (200); stopping is failing (503)."""
+    config = load_config(
+        write_config(tmp_path, free_port(), [("a", "http://127.0.0.1:9/a.xml", "t")])
+    )
+
+    async def check() -> None:
+        daemon = DaemonLoop(config)
+        daemon._count_sources(config)
+        daemon._scheduler.start()  # healthy() wants it running, and it needs a running loop
+        try:
+            _check_health(daemon)
+        finally:
+            daemon._scheduler.shutdown(wait=False)
+
+    asyncio.run(check())
+
+
+def _check_health(daemon: DaemonLoop) -> None:
+    metrics = daemon.metrics
+    assert metrics.interval == INTERVAL
+    status, body = daemon.health()
+    assert (status, body["ok"], body["problems"]) == ("ok", True, [])
+
+    metrics.started -= 2 * INTERVAL + 1  # no pass since the daemon started
+    status, body = daemon.health()
+    assert status == "degraded" and body["ok"] is True
+    assert body["problems"][0].startswith("no pass has completed for 5 s")
+    metrics.passed(PassReport(), 0.1, [])  # a tick that found nothing due
+    assert daemon.health()[0] == "ok"
+
+    metrics.pass_failed(OSError(28, "No space left on device"))
+    status, body = daemon.health()
+    assert status == "degraded"
+    assert body["problems"] == ["the last pass failed: [Errno 28] No space left on device"]
+    # Every field /healthz had before is still there.
+    assert {"ok", "sources", "failing_sources", "pass_running", "last_pass"} <= set(body)
+    metrics.passed(PassReport(), 0.1, [])
+    assert daemon.health()[0] == "ok"
+
+    daemon._stopping.set()
+    status, body = daemon.health()
+    assert (status, body["ok"]) == ("failing", False)
+
+
+def test_no_enabled_source_is_never_stale() -> None:
+    metrics = DaemonMetrics(title="Aggregator")
+    metrics.started -= 3600
+    assert metrics.problems() == []
+
+
+def test_the_daemon_serves_behind_the_connection_guard(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path, port, [])
+    with Daemon(config, port) as daemon:
+        daemon.wait_healthy()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            padding = b"X-Padding: " + b"a" * 20_000 + b"\r\n"
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + padding + b"\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 431 ")
+        body = httpx.get(f"{daemon.url}/healthz", timeout=5).json()
+        assert (body["status"], body["problems"]) == ("ok", [])
+        assert _metric(daemon, "aggregator_http_connections_max") >= 16
+        assert (
+            _metric(daemon, "aggregator_http_connections_closed_total", reason="head_too_large")
+            == 1
+        )
+        assert _metric(daemon, "aggregator_http_accept_errors_total") == 0
+        assert re.search(r"serving .* \(at most \d+ connections\)", daemon.stderr())
+        code, _ = daemon.stop()
+        assert code == 0, daemon.stderr()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import resource
 import socket
 import threading
 import time
@@ -12,14 +13,34 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
 
 from aggregator.models import FeedData, FeedItem, SiteSettings, TagSummary
 from aggregator.render import render_site
-from aggregator.serve import accepts_gzip, create_app, gzip_etag
+from aggregator.serve import (
+    ConnectionGuard,
+    HealthStatus,
+    Limits,
+    accepts_gzip,
+    create_app,
+    gzip_etag,
+    server_config,
+)
+from aggregator.serve.guard import (
+    ACCEPT_BATCHES_IN_FLIGHT,
+    FD_RESERVE,
+    MAX_CONNECTIONS,
+    MIN_CONNECTIONS,
+    GuardedHttpProtocol,
+    connection_cap,
+    listen_backlog,
+    raise_open_files_limit,
+)
 
 CJK_PATH = "/tags/%E8%81%94%E5%90%88%E6%97%A9%E6%8A%A5.atom"
 IDENTITY = {"Accept-Encoding": "identity"}
@@ -59,10 +80,13 @@ class Served:
 
 
 @contextmanager
-def running(output: Path) -> Iterator[tuple[str, int]]:
-    """The real app under uvicorn in a thread; yields its base URL and port."""
+def running(output: Path, app: Starlette | None = None) -> Iterator[tuple[str, int]]:
+    """The real app under uvicorn in a thread, with the connection guard of production; yields
+    its base URL and port."""
     # port=0: the OS picks a free port, read back once the socket is bound (no race).
-    config = uvicorn.Config(create_app(output), host="127.0.0.1", port=0, log_level="warning")
+    config, _ = server_config(
+        app or create_app(output), host="127.0.0.1", port=0, log_level="warning"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -281,7 +305,96 @@ def test_output_folder_missing_until_first_render(tmp_path: Path) -> None:
         ("gzip;q=0, *", False),
         ("*;q=0", False),
         ("br;q=1, *;q=0.1", True),
+        # Not worth parsing on the event loop: the file as it is is a valid answer too.
+        ("br;q=0.5, " * 200 + "gzip", False),
     ],
 )
 def test_accepts_gzip(header: str, expected: bool) -> None:
     assert accepts_gzip(header) is expected
+
+
+def test_a_huge_accept_encoding_costs_no_parsing(client: httpx.Client) -> None:
+    started = time.perf_counter()
+    assert not accepts_gzip("gzip, " * 200_000)
+    assert time.perf_counter() - started < 0.01
+    header = "br;q=0.5, " * 1000 + "gzip"
+    response = client.get("/all.atom", headers={"Accept-Encoding": header})
+    assert response.status_code == 200
+    assert "content-encoding" not in response.headers
+
+
+@pytest.mark.parametrize(("status", "code"), [("ok", 200), ("degraded", 200), ("failing", 503)])
+def test_healthz_reports_the_status_it_is_given(
+    tmp_path: Path, status: HealthStatus, code: int
+) -> None:
+    details = {"ok": status != "failing", "problems": ["the last pass failed: disk full"]}
+    app = create_app(tmp_path, health=lambda: (status, details))
+    with running(tmp_path, app) as (url, _):
+        response = httpx.get(f"{url}/healthz", timeout=5)
+    assert response.status_code == code
+    assert response.json() == {"status": status, "feeds": 0, **details}
+
+
+# -- the connection guard (its behaviour under attack is tests/test_serve_hostile.py) ---------
+
+
+@pytest.mark.parametrize("files", [64, 256, 1024, 4096, 20_000, 65_536, 1 << 20])
+def test_the_connection_cap_leaves_descriptors_for_the_rest(files: int) -> None:
+    cap = connection_cap(files)
+    assert MIN_CONNECTIONS <= cap <= MAX_CONNECTIONS
+    in_flight = ACCEPT_BATCHES_IN_FLIGHT * listen_backlog(files)
+    if cap > MIN_CONNECTIONS:
+        # Two descriptors a connection (its socket, the file it sends), plus the accept batches.
+        assert 2 * cap + in_flight + FD_RESERVE <= files
+    assert connection_cap(65_536) == MAX_CONNECTIONS
+
+
+def test_the_soft_open_files_limit_is_raised_to_the_hard_one() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard < 128:
+        pytest.skip(f"the hard limit here ({hard}) leaves nothing to raise to")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+    try:
+        assert raise_open_files_limit() == hard
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+class _Connection:
+    """What ConnectionGuard asks of a connection, closing at once as a transport would soon."""
+
+    def __init__(self, guard: ConnectionGuard) -> None:
+        self.guard = guard
+        self.dropped = False
+
+    def drop(self) -> None:
+        self.dropped = True
+        self.guard.busy(self.protocol)
+        self.guard.release()
+
+    @property
+    def protocol(self) -> GuardedHttpProtocol:
+        return cast(GuardedHttpProtocol, self)
+
+
+def test_at_the_cap_the_longest_waiting_connection_makes_room_and_busy_ones_stay() -> None:
+    guard = ConnectionGuard(Limits(), cap=2)
+    first, second, third, fourth = (_Connection(guard) for _ in range(4))
+    for connection in (first, second):
+        assert guard.admit(connection.protocol)
+        guard.waiting(connection.protocol)
+    guard.busy(second.protocol)  # its request head is complete: the app is answering it
+    assert guard.admit(third.protocol)
+    assert first.dropped and not second.dropped
+    guard.waiting(third.protocol)
+    guard.busy(third.protocol)
+    assert not guard.admit(fourth.protocol)  # every connection busy: the new one is refused
+    assert (guard.open, guard.closed["evicted"], guard.closed["refused"]) == (2, 1, 1)
+
+
+def test_the_server_refuses_an_oversized_head_with_431(served: Served) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        head = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + "a" * 20_000 + "\r\n\r\n"
+        sock.sendall(head.encode("ascii"))
+        assert sock.recv(65536).startswith(b"HTTP/1.1 431 ")

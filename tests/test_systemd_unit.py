@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from aggregator.serve.guard import MAX_CONNECTIONS, connection_cap
+
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "aggregator.service"
 INSTALLED = "/opt/aggregator/.venv/bin/aggregator"
 MAX_EXPOSURE = 2.0
@@ -64,3 +66,13 @@ def test_the_unit_runs_the_installed_daemon_under_systemd_supervision() -> None:
     assert reload == [f"{INSTALLED} check", "/bin/kill -HUP $MAINPID"]
     assert "Environment=AGGREGATOR_CONFIG=/etc/aggregator/aggregator.yaml" in lines
     assert {"StateDirectory=aggregator", "ConfigurationDirectory=aggregator"} <= set(lines)
+
+
+def test_the_unit_gives_the_server_room_for_its_full_connection_cap() -> None:
+    """The server sizes its connection cap from the open-files limit the unit sets."""
+    lines = [line.strip() for line in UNIT.read_text(encoding="utf-8").splitlines()]
+    limits = [
+        line.removeprefix("LimitNOFILE=") for line in lines if line.startswith("LimitNOFILE=")
+    ]
+    assert len(limits) == 1, limits
+    assert connection_cap(int(limits[0])) == MAX_CONNECTIONS
