@@ -16,6 +16,7 @@ from aggregator import __version__
 from aggregator.cliutil import EXIT_FAILED, config_or_exit, with_store
 from aggregator.config import config_path
 from aggregator.errors import AggregatorError
+from aggregator.redact import MaskingFormatter, mask_text
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,6 +38,9 @@ def main(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
         format="%(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    # Messages quote URLs, and a source's URL may carry a password or an API key.
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(MaskingFormatter("%(levelname)s %(message)s"))
     for noisy in ("httpx", "httpcore", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
     ctx.obj = config_path(config_file)
@@ -102,7 +106,7 @@ def run(ctx: click.Context, once: bool, retry_failed: bool, strict: bool) -> Non
                 err=True,
             )
             for failed in report.failed:
-                click.echo(f"failed: {failed.name}: {failed.error}", err=True)
+                click.echo(f"failed: {failed.name}: {mask_text(failed.error or '')}", err=True)
             if strict and report.failed:
                 ctx.exit(EXIT_FAILED)
             return
@@ -112,7 +116,7 @@ def run(ctx: click.Context, once: bool, retry_failed: bool, strict: bool) -> Non
         if status:
             ctx.exit(status)
     except AggregatorError as error:
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"error: {mask_text(str(error))}", err=True)
         ctx.exit(EXIT_FAILED)
 
 
@@ -145,6 +149,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     streak, next due, last error."""
     import json
 
+    from aggregator.redact import mask_text, mask_url
     from aggregator.schedule import health
 
     config = _config(ctx)
@@ -156,6 +161,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     rows: list[dict[str, Any]] = []
     for source in config.sources:
         state = states.get(source.name)
+        problem = (state.disabled_reason or state.last_error) if state else None
+        moved_to = state.permanent_url if state else None
         rows.append(
             {
                 "name": source.name,
@@ -169,10 +176,12 @@ def status(ctx: click.Context, as_json: bool) -> None:
                 "new_items": state.new_items if state else 0,
                 "skipped": state.skipped if state else 0,
                 "undated": state.undated if state else 0,
+                "limited": state.limited if state else 0,
                 "error_streak": state.error_streak if state else 0,
                 "next_due": _iso(state.next_fetch_at) if state else None,
-                "last_error": (state.disabled_reason or state.last_error) if state else None,
-                "moved_to": state.permanent_url if state else None,
+                # Status output is pasted into tickets and chats: no credentials in it.
+                "last_error": mask_text(problem) if problem else None,
+                "moved_to": mask_url(moved_to) if moved_to else None,
             }
         )
     if as_json:

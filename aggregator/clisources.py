@@ -25,6 +25,7 @@ from aggregator.configedit import (
     set_enabled,
 )
 from aggregator.opml import OpmlError, Subscription, read_opml, source_name, write_opml
+from aggregator.redact import mask_text, mask_url
 from aggregator.urls import canonical_url
 
 RELOAD_NOTE = "a running daemon picks the change up on SIGHUP (systemctl reload aggregator)"
@@ -54,7 +55,7 @@ def _edit(ctx: click.Context, change: Any) -> Config:
     try:
         return edit_config(ctx.obj, change)
     except ConfigEditError as error:
-        click.echo(f"error: {ctx.obj}: {error}", err=True)
+        click.echo(f"error: {ctx.obj}: {mask_text(str(error))}", err=True)
         ctx.exit(EXIT_FAILED)
         raise  # unreachable: ctx.exit raises
 
@@ -68,7 +69,7 @@ def _duplicate(config: Config, name: str | None, url: str | None) -> str | None:
         if name is not None and source.name == name:
             return f"a source named {name!r} exists already (sources[{index}])"
         if url and source.url and _same_url(source.url, url):
-            return f"{url} is already in the config as {source.name!r} (sources[{index}])"
+            return f"{mask_url(url)} is already in the config as {source.name!r} (sources[{index}])"
     return None
 
 
@@ -89,7 +90,8 @@ def sources_list(ctx: click.Context, as_json: bool) -> None:
             "name": source.name,
             "kind": source.kind,
             "enabled": source.enabled,
-            "location": source.url or str(source.path),
+            # Shown and pasted: the URL without its credentials (`sources list` is no backup).
+            "location": mask_url(source.url) if source.url else str(source.path),
             "tags": list(source.tags),
             "interval": format_duration(config.interval(source)),
         }
@@ -170,17 +172,20 @@ def sources_add(  # noqa: PLR0917 (one parameter per click option)
         timeout = config.defaults.timeout.total_seconds()
         checked = check_source(url, kind, selector, timeout)
         if not checked.ok:
-            click.echo(f"error: {checked.url}: {checked.message}", err=True)
+            click.echo(f"error: {mask_url(checked.url)}: {mask_text(checked.message)}", err=True)
             click.echo("nothing changed; --no-check adds it without checking", err=True)
             ctx.exit(EXIT_FAILED)
         if checked.page_url:
-            click.echo(f"{checked.page_url} is a page; it announces the feed {checked.url}")
+            click.echo(
+                f"{mask_url(checked.page_url)} is a page; "
+                f"it announces the feed {mask_url(checked.url)}"
+            )
             url = checked.url
             problem = _duplicate(config, None, url)
             if problem:
                 click.echo(f"error: {problem}; nothing changed", err=True)
                 ctx.exit(EXIT_FAILED)
-        click.echo(f"checked: {checked.message}")
+        click.echo(f"checked: {mask_text(checked.message)}")
     entry: dict[str, Any] = {"name": name, "kind": kind, location: url}
     if tags:
         entry["tags"] = list(tags)
@@ -189,7 +194,8 @@ def sources_add(  # noqa: PLR0917 (one parameter per click option)
     if selector:
         entry["selector"] = selector
     _edit(ctx, lambda text: add_sources(text, [entry]))
-    click.echo(f"added {name!r} ({kind} {url}) to {ctx.obj}; {RELOAD_NOTE}")
+    shown = url if kind == "posts" else mask_url(url)
+    click.echo(f"added {name!r} ({kind} {shown}) to {ctx.obj}; {RELOAD_NOTE}")
 
 
 @sources.command("remove")
@@ -248,7 +254,7 @@ def opml_import(ctx: click.Context, file: Path, extra_tags: tuple[str, ...]) -> 
     try:
         found = read_opml(file.read_bytes(), str(file))
     except (OpmlError, OSError) as error:
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"error: {mask_text(str(error))}", err=True)
         ctx.exit(EXIT_FAILED)
     taken = {source.name for source in config.sources}
     entries: list[dict[str, Any]] = []
@@ -286,7 +292,9 @@ def opml_import(ctx: click.Context, file: Path, extra_tags: tuple[str, ...]) -> 
 @click.pass_context
 def opml_export(ctx: click.Context, output: Path | None) -> None:
     """Write the config's feed and page sources as OPML 2.0, with their tags (first tag as
-    the folder, every tag in `category`). Folders of posts have no URL and are left out."""
+    the folder, every tag in `category`). Folders of posts have no URL and are left out.
+    Credentials in a URL (user:password@, api_key=...) are written as *** (see `sources list`):
+    such a feed works again only once they are filled in by hand."""
     config = _config(ctx)
     feeds = [
         Subscription(title=source.name, url=source.url, tags=source.tags)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aggregator.errors import AggregatorError
+from aggregator.redact import mask_text, mask_url
 from aggregator.urls import is_web_url
 
 if TYPE_CHECKING:  # lxml is imported by the functions that read or write OPML: every command
@@ -104,7 +105,7 @@ def read_opml(data: bytes, origin: str) -> OpmlFeeds:
         kind = _attribute(outline, "type").lower()
         if kind not in _FEED_TYPES or not is_web_url(url):
             why = f"type {kind!r} is not a feed" if kind not in _FEED_TYPES else "not http(s)"
-            skipped.append(f"{title} ({url}): {why}")
+            skipped.append(mask_text(f"{title} ({mask_url(url)}): {why}"))
             continue
         tags = _unique([*folders, *_categories(_attribute(outline, "category"))])
         if url in found:
@@ -130,7 +131,12 @@ def source_name(title: str, taken: set[str]) -> str:
 
 def write_opml(title: str, feeds: Sequence[Subscription]) -> bytes:
     """OPML 2.0: one folder per first tag, every tag also in `category`, so that reading the
-    file back gives each feed its tags in the same order."""
+    file back gives each feed its tags in the same order.
+
+    Every xmlUrl and htmlUrl goes through redact.mask_url: an export is shown and shared, so
+    it carries no password or API key. A URL that needed them is exported masked
+    (`http://***@host/feed?api_key=***`) and no longer works: it has to be completed by hand
+    wherever the file is imported."""
     from lxml import etree  # noqa: PLC0415 - see the import block
 
     root = etree.Element("opml", {"version": "2.0"})
@@ -145,9 +151,14 @@ def write_opml(title: str, feeds: Sequence[Subscription]) -> bytes:
             if first not in folders:
                 folders[first] = etree.SubElement(body, "outline", {"text": first, "title": first})
             parent = folders[first]
-        attributes = {"type": "rss", "text": feed.title, "title": feed.title, "xmlUrl": feed.url}
+        attributes = {
+            "type": "rss",
+            "text": feed.title,
+            "title": feed.title,
+            "xmlUrl": mask_url(feed.url),
+        }
         if feed.html_url:
-            attributes["htmlUrl"] = feed.html_url
+            attributes["htmlUrl"] = mask_url(feed.html_url)
         if feed.tags:
             # Commas and slashes would split a tag on the way back in.
             attributes["category"] = ",".join(re.sub(r"[,/]", "-", tag) for tag in feed.tags)

@@ -21,6 +21,7 @@ from aggregator.models import (
     SourceHealth,
     TagSummary,
 )
+from aggregator.redact import mask_text
 from aggregator.render.charts import chart_window, day_chart
 from aggregator.render.common import (
     FORMATS,
@@ -163,7 +164,8 @@ def _source_row(source: SourceHealth, daily: DailyCounts | None, health: str | N
         css = _HEALTH_CLASS.get(label, "muted") if health else ("bad" if failing else "ok")
         status = f'<span class="{css}">{escape(label)}</span>'
         streak = str(state.error_streak)
-        error = escape(state.last_error) if failing and state.last_error else "—"
+        # The page is public and an error often quotes the source's URL, credentials and all.
+        error = escape(mask_text(state.last_error)) if failing and state.last_error else "—"
         if failing:
             last_success = _time(state.last_success_at) if state.last_success_at else "never"
         elif state.last_success_at:
