@@ -97,6 +97,16 @@ class Article:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """What one entry may hold at most (the config's `limits`)."""
+
+    html_depth: int = 2000
+    categories: int = 32
+    category_length: int = 100
+    title_length: int = 500
+
+
+@dataclass(frozen=True, slots=True)
 class Provenance:
     """Another source that carried the same story."""
 
@@ -155,6 +165,7 @@ class SourceState:
     moved_from: str | None = None  # the configured URL whose redirect led to permanent_url
     skipped: int = 0  # entries the last successful read skipped, each named in the log
     undated: int = 0  # entries of the last successful read without a date: first seen
+    limited: int = 0  # entries of the last successful read cut to the config's `limits`
 
 
 @dataclass(frozen=True, slots=True)

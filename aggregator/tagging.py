@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 _SEPARATOR_RUN = re.compile(r"-{2,}")
+MAX_SLUG_BYTES = 120  # of UTF-8: with `tags/` and `.atom`, far below any file system's limit
 
 
 def slugify(tag: str) -> str:
@@ -17,10 +18,15 @@ def slugify(tag: str) -> str:
     normalised = unicodedata.normalize("NFKC", tag).lower()
     chars = [char if unicodedata.category(char)[0] in "LNM" else "-" for char in normalised]
     slug = _SEPARATOR_RUN.sub("-", "".join(chars)).strip("-")
-    if slug:
-        return slug
-    # A tag of punctuation only still needs a file name of its own.
-    return "tag-" + hashlib.sha1(normalised.encode()).hexdigest()[:10]  # noqa: S324
+    digest = hashlib.sha1(normalised.encode()).hexdigest()[:10]  # noqa: S324 - a name, no secret
+    if not slug:
+        # A tag of punctuation only still needs a file name of its own.
+        return f"tag-{digest}"
+    if len(slug.encode()) > MAX_SLUG_BYTES:
+        # A file name has 255 bytes: a long tag keeps its start, and its hash keeps it apart.
+        head = slug.encode()[: MAX_SLUG_BYTES - 11].decode(errors="ignore").rstrip("-")
+        return f"{head}-{digest}"
+    return slug
 
 
 def unique_tags(tags: Iterable[str]) -> tuple[str, ...]:

@@ -97,15 +97,18 @@ def absolute_url(url: str, base: str | None) -> str:
 def is_web_url(url: str) -> bool:
     """An http(s) URL with a host that urllib can take apart (`http://a.c[o/` it cannot)."""
     try:
-        parts = urlsplit(url)
-        return parts.scheme.lower() in _SAFE_SCHEMES and bool(parts.hostname) and _port_ok(parts)
+        return is_web_parts(urlsplit(url))
     except ValueError:
         return False
 
 
-def _port_ok(parts: SplitResult) -> bool:
-    parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
-    return True
+def is_web_parts(parts: SplitResult) -> bool:
+    """is_web_url for a URL already split."""
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+        return parts.scheme.lower() in _SAFE_SCHEMES and bool(parts.hostname)
+    except ValueError:
+        return False
 
 
 def canonical_url(url: str) -> str:
@@ -130,12 +133,13 @@ def canonical_url(url: str) -> str:
 # What a URI may hold as it is (RFC 3986 reserved and unreserved characters, and `%` for the
 # escapes already there); everything else is percent-encoded as UTF-8.
 _URI_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
+_NOT_URI = re.compile(r"[^\x21-\x7e]")  # a space, a control or a non-ASCII character
 
 
 def as_uri(url: str) -> str:
     """An IRI as the URI readers and validators expect: a non-ASCII host in IDNA, any other
-    non-ASCII or unsafe character percent-encoded. An ASCII URL comes back as it was."""
-    if url.isascii() and " " not in url:
+    non-ASCII character, space or control percent-encoded. A URI comes back as it was."""
+    if not _NOT_URI.search(url):
         return url
     try:
         parts = urlsplit(url)

@@ -8,6 +8,7 @@ drop_text), expected.txt (article paragraphs, one per line, written by hand) and
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -320,9 +321,29 @@ def test_deep_nesting_keeps_the_text(depth: int) -> None:
     assert result.rules == ()
 
 
-def test_nesting_beyond_the_parser_limit_falls_back_to_nh3() -> None:
+def test_nesting_beyond_the_depth_limit_keeps_the_text_without_the_deeper_tags() -> None:
     html = "<div>" * 3000 + "deep &amp; text" + "</div>" * 3000 + "<script>x()</script>"
     result = clean_html(html, None)
+    assert result.rules == ("depth-limit", "script")
+    assert "deep & text" in result.text
+    assert "<script" not in result.html
+    assert result.html.count("<div>") == 2000
+
+
+@pytest.mark.parametrize("depth", [20_000, 200_000])
+def test_nesting_of_any_depth_costs_linear_time(depth: int) -> None:
+    html = "<div>" * depth + "deep text" + "</div>" * depth
+    started = time.perf_counter()
+    result = clean_html(html, None)
+    assert time.perf_counter() - started < 2.0
+    assert result.text == "deep text"
+    assert "depth-limit" in result.rules
+
+
+def test_a_broken_parser_still_ends_in_nh3() -> None:
+    # Beyond libxml2's own depth limit (a low html_depth keeps nh3 quick here).
+    html = "<div>" * 3000 + "deep &amp; text" + "</div>" * 3000 + "<script>x()</script>"
+    result = clean_html(html, None, max_depth=3000)
     assert result.rules == ("error:ValueError",)
     assert "deep & text" in result.text
     assert "<script" not in result.html

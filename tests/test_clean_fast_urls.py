@@ -9,8 +9,8 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from aggregator.clean import rules as clean_rules
-from aggregator.clean.fast_urls import is_web, join_path, split_web, strip_plain
-from aggregator.urls import is_web_url, remove_tracking_parameters
+from aggregator.clean.fast_urls import is_web, join_path, split_web
+from aggregator.urls import is_web_url
 
 _PIECES = [
     "http://", "https://", "HTTPS://", "ftp://", "//", "/", "/a", "/b/", "./", "../", "/./",
@@ -82,17 +82,6 @@ def test_join_path_agrees_with_urljoin(seed: int) -> None:
         if joined is not None:
             assert joined == urljoin(base, url), (base, url)
     assert join_path("/images/0/19.jpg", bases[-1]) == "https://news.example.org/images/0/19.jpg"
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_strip_plain_agrees_with_remove_tracking_parameters(seed: int) -> None:
-    hits = 0
-    for url in _urls(3000, seed):
-        stripped = strip_plain(url)
-        if stripped is not None:
-            hits += 1
-            assert stripped == remove_tracking_parameters(url), url
-    assert hits
 
 
 def test_unsubscribe_words_cover_every_alternative() -> None:

@@ -21,6 +21,7 @@ from lxml.cssselect import CSSSelector
 
 from aggregator.clean import rules as cr
 from aggregator.clean.audit import Audit
+from aggregator.clean.depth import MAX_DEPTH, bound_depth
 from aggregator.clean.edges import tidy, untidy
 from aggregator.clean.lines import markup_lines, summary, text_lines
 from aggregator.clean.links import attribute_rule, clean_url, fix_image, fix_link
@@ -60,15 +61,20 @@ def clean_html(
     *,
     drop_selectors: Sequence[str] = (),
     drop_text: Sequence[str] = (),
+    max_depth: int = MAX_DEPTH,
 ) -> CleanedHtml:
     """Clean one article body. `base_url` resolves relative links and images (None: relative
     images are dropped). `drop_selectors` are extra CSS selectors to remove; `drop_text` are
     regexes: a leaf block (one holding no other block) whose text matches one is removed.
+    Tags nested deeper than `max_depth` are dropped, their text kept (rule "depth-limit").
     Raises ValueError for an invalid selector or regex, never for bad HTML."""
     selectors, patterns = _compile(tuple(drop_selectors), tuple(drop_text))
     if not html or html.isspace():
         return CleanedHtml(html="", text="", summary="", images=(), rules=())
     rules = Audit()
+    html, too_deep = bound_depth(html, max_depth)
+    if too_deep:
+        rules.add("depth-limit")
     # Whether the input looks untidy: then tidy walks before the one serialization, instead of
     # after a first one showing it has work. (Rust's scan, first, also leaves on the string the
     # UTF-8 the parser's scan and encode then reuse.)

@@ -14,7 +14,7 @@ import re
 from functools import lru_cache
 from urllib.parse import SplitResult
 
-from aggregator.urls import is_tracking_parameter, is_web_url
+from aggregator.urls import is_web_parts, is_web_url
 
 # urlsplit removes tab, CR and LF anywhere, and checks hosts with brackets (IPv6), @ (userinfo)
 # or non-ASCII characters: none of them take this path, nor an empty host (urlunsplit does not
@@ -46,7 +46,7 @@ def is_web(url: str) -> bool:
     parts = split_web(url)
     if parts is None:
         return is_web_url(url)
-    return parts.scheme in _SAFE_SCHEMES and bool(parts.netloc)
+    return is_web_parts(parts)
 
 
 def join_path(url: str, base: str) -> str | None:
@@ -63,21 +63,6 @@ def join_path(url: str, base: str) -> str | None:
     if "." in segments or ".." in segments or ";" in path:
         return None
     return _unsplit(parts.scheme, parts.netloc, path, query, fragment)
-
-
-def strip_plain(url: str) -> str | None:
-    """aggregator.urls.remove_tracking_parameters(url) for a plain http(s) URL with a plain
-    query, else None."""
-    parts = split_web(url)
-    if parts is None or not parts.query:
-        return None if parts is None else url
-    if not _PLAIN_QUERY.fullmatch(parts.query):
-        return None
-    pairs = parts.query.split("&")
-    kept = [pair for pair in pairs if not is_tracking_parameter(pair.partition("=")[0])]
-    if len(kept) == len(pairs):
-        return url
-    return _unsplit(parts.scheme, parts.netloc, parts.path, "&".join(kept), parts.fragment)
 
 
 def _unsplit(scheme: str, netloc: str, path: str, query: str, fragment: str) -> str:

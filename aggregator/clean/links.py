@@ -10,8 +10,8 @@ from lxml import etree
 
 from aggregator.clean import rules as cr
 from aggregator.clean.audit import Audit
-from aggregator.clean.fast_urls import is_web, join_path, split_web, strip_plain
-from aggregator.urls import absolute_url, is_tracking_parameter, remove_tracking_parameters
+from aggregator.clean.fast_urls import is_web, join_path, split_web
+from aggregator.urls import absolute_url, remove_tracking_parameters
 
 _Element = etree._Element
 
@@ -149,11 +149,7 @@ def clean_url(url: str, base: str | None) -> tuple[str | None, bool, bool]:
 
 
 def strip_tracking(url: str) -> tuple[str, bool]:
-    query = url.partition("?")[2].partition("#")[0]
-    names = (pair.partition("=")[0] for pair in query.split("&")) if query else ()
-    if "%" not in query and not any(map(is_tracking_parameter, names)):
-        return url, False  # the common case, without a parse_qsl/urlencode round trip
-    cleaned = strip_plain(url) or remove_tracking_parameters(url)
+    cleaned = remove_tracking_parameters(url)
     return cleaned, cleaned != url
 
 

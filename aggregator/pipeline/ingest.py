@@ -199,7 +199,12 @@ class Ingest:
             new_state = replace(new_state, body_digest=digest)
         articles = list(processed.articles)
         undated = sum(not article.dated for article in articles)
-        new_state = replace(new_state, skipped=len(processed.problems), undated=undated)
+        new_state = replace(
+            new_state,
+            skipped=len(processed.problems),
+            undated=undated,
+            limited=processed.limited,
+        )
 
         # Imported on the first articles, not before: a pass of 304s never needs numpy.
         from aggregator.pipeline.cluster import cluster  # noqa: PLC0415
@@ -270,10 +275,12 @@ class Ingest:
             else:
                 jobs.append(self._cpu("process_article_page", result.document, recipe))
         articles: list[Article] = []
+        limited = 0
         for processed in await asyncio.gather(*jobs):
             articles.extend(processed.articles)
             problems.extend(processed.problems)
-        return Processed(tuple(articles), tuple(problems))
+            limited += processed.limited
+        return Processed(tuple(articles), tuple(problems), limited=limited)
 
     async def _fetch(self, source: SourceConfig, state: SourceState, url: str) -> FetchResult:
         return await self.fetcher.fetch(

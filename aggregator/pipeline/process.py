@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from aggregator.clean import clean_html
 from aggregator.dedupe import identify
 from aggregator.errors import AggregatorError, EntryError, describe
-from aggregator.models import Article, Document, Entry
+from aggregator.models import Article, Document, Entry, Limits
 from aggregator.parse import extract_article, parse_feed, parse_post
 from aggregator.pipeline.recipe import Processed, Recipe
 from aggregator.sources import read_posts
@@ -73,9 +73,10 @@ def process_article_page(document: Document, recipe: Recipe) -> Processed:
 def _articles(entries: list[Entry], problems: list[str], recipe: Recipe) -> Processed:
     rules = _rules(recipe.rules)
     articles: dict[str, Article] = {}
+    limited = 0
     for entry in entries:
         try:
-            article = _article(entry, recipe, rules)
+            article, cut = _article(entry, recipe, rules)
         except Exception as error:  # this entry's fault, or a library's on it: skip it alone
             problems.append(f"{entry.origin}: {describe(error)}")
             continue
@@ -83,15 +84,36 @@ def _articles(entries: list[Entry], problems: list[str], recipe: Recipe) -> Proc
             problems.append(f"{entry.origin}: same story as an earlier entry (key {entry.key})")
             continue
         articles[article.id] = article
-    return Processed(tuple(articles.values()), tuple(problems))
+        limited += cut
+    return Processed(tuple(articles.values()), tuple(problems), limited=limited)
 
 
-def _article(entry: Entry, recipe: Recipe, rules: tuple[TagRule, ...]) -> Article:
+def _article(entry: Entry, recipe: Recipe, rules: tuple[TagRule, ...]) -> tuple[Article, bool]:
+    """The entry cleaned, tagged and identified, and whether it was cut to the limits."""
+    entry, cut = _within_limits(entry, recipe.limits)
     drop, drop_text = recipe.clean_rules(entry.link)
-    cleaned = clean_html(entry.content_html, entry.link, drop_selectors=drop, drop_text=drop_text)
+    cleaned = clean_html(
+        entry.content_html,
+        entry.link,
+        drop_selectors=drop,
+        drop_text=drop_text,
+        max_depth=recipe.limits.html_depth,
+    )
     own_tags = entry.tags if recipe.categories == "tags" else ()
     tags = unique_tags([*recipe.tags, *own_tags, *rule_tags(rules, entry.title, cleaned.text)])
-    return identify(entry, cleaned, tags)
+    return identify(entry, cleaned, tags), cut or "depth-limit" in cleaned.rules
+
+
+def _within_limits(entry: Entry, limits: Limits) -> tuple[Entry, bool]:
+    """The entry with at most `limits.categories` categories of at most
+    `limits.category_length` characters, and a title of at most `limits.title_length`."""
+    tags = tuple(tag[: limits.category_length] for tag in entry.tags[: limits.categories])
+    title = entry.title
+    if len(title) > limits.title_length:
+        title = title[: limits.title_length - 1].rstrip() + "…"
+    if tags == entry.tags and title == entry.title:
+        return entry, False
+    return replace(entry, tags=tags, title=title), True
 
 
 @lru_cache(maxsize=64)

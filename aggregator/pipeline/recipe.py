@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aggregator.errors import describe
-from aggregator.models import Article
+from aggregator.models import Article, Limits
 
 if TYPE_CHECKING:  # workers never load the config model (pydantic): the Recipe carries it
     from aggregator.config import Config, SourceConfig
@@ -35,6 +35,7 @@ class Recipe:
     title_selector: str | None = None
     date_selector: str | None = None
     categories: str = "tags"  # tags: the entries' own categories become tags; ignore: not
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def of(cls, config: Config, source: SourceConfig) -> Recipe:
@@ -49,6 +50,7 @@ class Recipe:
             title_selector=source.title_selector,
             date_selector=source.date_selector,
             categories=source.categories,
+            limits=Limits(**config.limits.model_dump()),
             hosts=tuple(
                 (host, rules.drop, rules.drop_text) for host, rules in config.clean.items()
             ),
@@ -74,6 +76,7 @@ class Processed:
     articles: tuple[Article, ...] = ()
     problems: tuple[str, ...] = ()  # one message per skipped post or entry
     notes: tuple[str, ...] = ()  # how the source was read, when that is worth a line in the log
+    limited: int = 0  # entries cut to the limits (HTML depth, categories, title)
     error: str | None = None  # the whole source could not be read
 
 

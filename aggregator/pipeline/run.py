@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import functools
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
+import socket
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -30,6 +33,7 @@ __all__ = ["PassReport", "SourceReport", "open_store", "run_pass", "run_pass_asy
 log = logging.getLogger("aggregator")
 
 _workers: ProcessPoolExecutor | None = None
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,19 +176,28 @@ async def run_pass_async(
     # it would still hold them while the feeds are rendered, the main process's peak.
     _stop_workers()
     report = PassReport(sources=tuple(reports))
-    stale = _output_stale(config)
-    articles_moved = any(source.new or source.changed for source in reports)
-    if stale or articles_moved or _health_moved(config, states, store.source_states(), now):
+    # What the store changed since this output folder last rendered: this pass's saves, and
+    # any whose render a kill (or another node) left undone.
+    newest, changed = store.changes_to_render(render_key(config))
+    stale = changed is None or _output_stale(config)
+    if stale or changed or _health_moved(config, states, store.source_states(), now):
         # The renderer (feedgen, lxml) is imported only for a pass with something to render.
         from aggregator.pipeline.publish import publish  # noqa: PLC0415
 
-        # Every feed when the output may not match the config; else the tags touched.
-        written = publish(config, store, None if stale else report.touched_tags)
+        # Every feed when the output may not match the config; else the tags changed.
+        touched = None if stale else (report.touched_tags | (changed or frozenset())) - {""}
+        written = publish(config, store, touched)
+        store.rendered(render_key(config), newest)
         if stale:
             _mark_up_to_date(config)
     else:
         written = ()  # nothing a reader or the status page would see has changed
     return PassReport(sources=report.sources, written=written)
+
+
+def render_key(config: Config) -> str:
+    """How the store knows this node's output folder (each node renders its own)."""
+    return f"{socket.gethostname()}:{config.output.dir.resolve()}"
 
 
 def _output_stale(config: Config) -> bool:
@@ -233,9 +246,27 @@ def _worker_pool(start: bool = True) -> Executor | None:
         _workers = ProcessPoolExecutor(
             max_workers=worker_count(),
             mp_context=context,
-            initializer=functools.partial(heap.settle, "aggregator.pipeline.process"),
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
         )
     return _workers
+
+
+def _start_worker(parent: int) -> None:
+    """In each worker process, before its first job: die with the process that started it,
+    however that one ends (a SIGKILL leaves no time to stop the pool), then settle."""
+    _die_with(parent)
+    heap.settle("aggregator.pipeline.process")
+
+
+def _die_with(parent: int) -> None:
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        log.warning("worker %d cannot follow its parent's death", os.getpid())
+    elif os.getppid() != parent:
+        os._exit(1)  # the parent died before the request took effect
 
 
 def worker_count(cpus: int | None = None) -> int:

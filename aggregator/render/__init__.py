@@ -6,10 +6,14 @@ its bytes change, so a pass that changed nothing leaves every mtime, ETag and re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from aggregator.config import OUTPUT_MARKER
+from aggregator.errors import describe
 from aggregator.models import (
     DailyCounts,
     FeedData,
@@ -26,10 +30,12 @@ from aggregator.render.common import (
     item_page_path,
 )
 from aggregator.render.feeds import FeedSpec, atom_bytes, json_bytes, rss_bytes
-from aggregator.render.files import OutputWriter, remove_leftovers
+from aggregator.render.files import OutputWriter, remove_leftovers, write_atomic
 from aggregator.render.pages import STYLESHEET, index_html, item_html, opml_bytes, stylesheet
 
 __all__ = ["RenderReport", "remove_leftovers", "render_site"]
+
+log = logging.getLogger("aggregator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,7 @@ def render_site(
     """Write every given feed in three formats, the local pages of stories without a link,
     index.html and feeds.opml. Raises RenderError naming the file that could not be written."""
     writer = OutputWriter(site.dir)
+    _mark_as_ours(site.dir)
     tags_by_slug = {tag.slug: tag for tag in tags}
     specs: list[FeedSpec] = []
     pages: dict[str, FeedItem] = {}
@@ -76,14 +83,32 @@ def render_site(
 
     # Pages before the feeds that link to them, so a reader never follows a link to a 404.
     for relative, item in sorted(pages.items()):
-        writer.write(relative, item_html(site, item))
+        _write(writer, relative, functools.partial(item_html, site, item))
     for spec in specs:
-        writer.write(spec.paths.file("rss"), rss_bytes(spec))
-        writer.write(spec.paths.file("atom"), atom_bytes(spec))
-        writer.write(spec.paths.file("json"), json_bytes(spec))
+        for fmt, render in (("rss", rss_bytes), ("atom", atom_bytes), ("json", json_bytes)):
+            _write(writer, spec.paths.file(fmt), functools.partial(render, spec))
     writer.write(STYLESHEET, stylesheet())
     writer.write("feeds.opml", opml_bytes(site, tags))
     writer.write(
         "index.html", index_html(site, all_feed, tags, sources, daily=daily, health=health)
     )
     return RenderReport(written=tuple(writer.written), unchanged=writer.unchanged)
+
+
+def _mark_as_ours(folder: Path) -> None:
+    """The marker `aggregator check` knows an output folder of ours by, so that a start never
+    clears temp files in a folder of someone else's."""
+    marker = folder / OUTPUT_MARKER
+    if not marker.exists():
+        write_atomic(marker, b"This folder is aggregator's output (output.dir in its config).\n")
+
+
+def _write(writer: OutputWriter, relative: str, render: Callable[[], bytes]) -> None:
+    """One file: a story or feed that cannot be rendered is that file's failure alone (named in
+    the log, its last good version left in place); every other file is still written."""
+    try:
+        data = render()
+    except Exception as error:
+        log.error("%s: cannot render: %s", relative, describe(error))
+        return
+    writer.write(relative, data)

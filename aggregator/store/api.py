@@ -23,7 +23,7 @@ from aggregator.models import (
     SourceState,
     TagSummary,
 )
-from aggregator.store import audit, near, reads
+from aggregator.store import audit, near, reads, writes
 from aggregator.store.batch import StoreTransaction
 from aggregator.store.engine import (
     describe,
@@ -133,6 +133,17 @@ class Store:
     def save_state(self, state: SourceState) -> None:
         with self.transaction(f"saving the state of {state.name}") as transaction:
             transaction.save_state(state)
+
+    def changes_to_render(self, output: str) -> tuple[int, frozenset[str] | None]:
+        """The newest feed change, and the tag slugs changed since the output folder `output`
+        rendered last ("" for the feed of every story); None when it never did."""
+        with self._reading() as conn:
+            return reads.changes_to_render(conn, output)
+
+    def rendered(self, output: str, upto: int) -> None:
+        """`output` now shows every feed change up to `upto`."""
+        with self._writing(f"marking {output} rendered") as conn:
+            writes.rendered(conn, output, upto)
 
     def source_state(self, name: str) -> SourceState | None:
         with self._reading() as conn:

@@ -236,3 +236,15 @@ def daily_counts(connection: Connection, today: date, days: int) -> DailyCounts:
         {key: tuple(counts) for key, counts in sorted(series["s"].items())},
         {key: tuple(counts) for key, counts in sorted(series["t"].items())},
     )
+
+
+def changes_to_render(connection: Connection, output: str) -> tuple[int, frozenset[str] | None]:
+    """The newest feed change, and the slugs changed since `output` rendered last (`""`: the
+    feed of every story); None when it never rendered, so everything is due."""
+    plain = Plain(connection)
+    newest = plain.rows("SELECT coalesce(max(seq), 0) FROM feed_change", ())[0][0]
+    mark = plain.rows("SELECT seq FROM render_mark WHERE output = ?", (output,))
+    if not mark:
+        return int(newest), None
+    slugs = plain.rows("SELECT DISTINCT slug FROM feed_change WHERE seq > ?", (mark[0][0],))
+    return int(newest), frozenset(slug for (slug,) in slugs)

@@ -123,6 +123,27 @@ class SourceStateRow(SQLModel, table=True):
     moved_from: str | None = Field(default=None, sa_type=Text)
     skipped: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     undated: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    limited: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class FeedChangeRow(SQLModel, table=True):
+    """A tag whose feeds a save changed, in commit order ("" for the feed of every story):
+    each output folder renders what changed after the mark it rendered last, so a render that
+    never happened (a kill between commit and render) is made good by the next one."""
+
+    __tablename__ = "feed_change"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(sa_type=Text)
+
+
+class RenderMarkRow(SQLModel, table=True):
+    """The last feed change an output folder has rendered."""
+
+    __tablename__ = "render_mark"
+
+    output: str = Field(primary_key=True, sa_type=Text)
+    seq: int
 
 
 class ArticleNearRow(SQLModel, table=True):
@@ -159,6 +180,8 @@ ARTICLE: Table = METADATA.tables["article"]
 TAG: Table = METADATA.tables["tag"]
 ARTICLE_TAG: Table = METADATA.tables["article_tag"]
 SOURCE_STATE: Table = METADATA.tables["source_state"]
+FEED_CHANGE: Table = METADATA.tables["feed_change"]
+RENDER_MARK: Table = METADATA.tables["render_mark"]
 ARTICLE_NEAR: Table = METADATA.tables["article_near"]
 ARTICLE_BAND: Table = METADATA.tables["article_band"]
 
@@ -167,13 +190,17 @@ __all__ = [
     "ARTICLE_BAND",
     "ARTICLE_NEAR",
     "ARTICLE_TAG",
+    "FEED_CHANGE",
     "METADATA",
+    "RENDER_MARK",
     "SOURCE_STATE",
     "TAG",
     "ArticleBandRow",
     "ArticleNearRow",
     "ArticleRow",
     "ArticleTagRow",
+    "FeedChangeRow",
+    "RenderMarkRow",
     "SourceStateRow",
     "TagRow",
     "UTCDateTime",

@@ -49,6 +49,14 @@ _STATE_COLUMNS = tuple(column.name for column in SOURCE_STATE.columns)
 _UPSERT_STATE = upsert(SOURCE_STATE, "name", frozenset({"name"}))
 _LOCK = "SELECT pg_advisory_xact_lock(?, hashtext(?))"
 
+_FEED_CHANGED = "INSERT INTO feed_change (slug) VALUES (?)"
+_MARK = (
+    "INSERT INTO render_mark (output, seq) VALUES (?, ?)"
+    " ON CONFLICT (output) DO UPDATE SET seq = excluded.seq"
+)
+# Strictly below: the newest row stays, so a new seq (SQLite reuses the largest rowid + 1)
+# is always above every mark.
+_FORGET_RENDERED = "DELETE FROM feed_change WHERE seq < (SELECT min(seq) FROM render_mark)"
 _TAG_IDS = "SELECT slug, id FROM tag WHERE slug IN "
 _ADD_TAG = "INSERT INTO tag (slug, name) VALUES (?, ?) ON CONFLICT (slug) DO NOTHING"
 _LINK_TAG = "INSERT INTO article_tag (article_id, tag_id, position) VALUES (?, ?, ?)"
@@ -110,6 +118,7 @@ def save_articles(
         touched |= _story_tags(plain, saved)
         # The near-duplicate index (store/near.py) follows the articles in the same transaction.
         near.save(connection, saved, known=set(changed), pending=pending)
+        plain.many(_FEED_CHANGED, [("",), *((slug,) for slug in sorted(touched))])
     # Only this transaction knows how many were new; the caller's state cannot.
     _save_state(plain, replace(state, new_items=len(new)))
     return SaveResult(new=tuple(new), changed=tuple(changed), touched_tags=frozenset(touched))
@@ -195,3 +204,11 @@ def _tag_ids(plain: Plain, slugs: Sequence[str]) -> dict[str, int]:
     for chunk in chunks(slugs):
         found.update(plain.rows(_TAG_IDS + marks(len(chunk)), chunk))
     return found
+
+
+def rendered(connection: Connection, output: str, upto: int) -> None:
+    """Record that `output` has rendered every change up to `upto`; changes every output has
+    rendered are no longer needed."""
+    plain = Plain(connection)
+    plain.run(_MARK, (output, upto))
+    plain.run(_FORGET_RENDERED)
