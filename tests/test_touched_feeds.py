@@ -11,6 +11,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+import aggregator.pipeline.publish as publish_module
 from aggregator.config import Config, load_config
 from aggregator.pipeline.publish import recover
 from aggregator.pipeline.run import open_store, run_pass
@@ -202,3 +205,44 @@ def test_startup_recovery_removes_temp_files_and_renders_what_a_crash_left(
         assert "Story 4 about alpha" in (public / "tags" / "alpha.json").read_text("utf-8")
     finally:
         store.close()
+
+
+def _output(public: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(public)): path.read_bytes()
+        for path in sorted(public.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_render_a_kill_prevented_is_made_good_by_the_next_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _after_a_first_pass(tmp_path) as (config, store):
+        _post(tmp_path / "alpha", 3, "alpha")
+
+        # Killed after the commit, in the middle of the render: nothing more is written.
+        def killed(*args: object, **kwargs: object) -> tuple[Path, ...]:
+            raise KeyboardInterrupt
+
+        with monkeypatch.context() as patched:
+            patched.setattr(publish_module, "publish", killed)
+            with pytest.raises(KeyboardInterrupt):
+                run_pass(config, store, due_only=True, now=LATER)
+        assert "Story 3 about alpha" not in (config.output.dir / "all.json").read_text("utf-8")
+
+        # The next pass fetches nothing new (the post was stored), yet renders what is owed.
+        healed = run_pass(config, store, due_only=True, now=LATER + timedelta(days=1))
+        assert healed.new == 0
+        assert "Story 3 about alpha" in (config.output.dir / "all.json").read_text("utf-8")
+        assert "Story 3 about alpha" in (config.output.dir / "tags/alpha.json").read_text("utf-8")
+
+        # What it left equals a render of the whole store from scratch.
+        fresh = tmp_path / "fresh"
+        fresh_config = config.model_copy(
+            update={"output": config.output.model_copy(update={"dir": fresh})}
+        )
+        publish_module.publish(fresh_config, store)
+        mine, theirs = _output(config.output.dir), _output(fresh)
+        assert mine.keys() == theirs.keys()
+        assert [name for name in mine if mine[name] != theirs[name]] == []

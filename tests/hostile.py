@@ -1,0 +1,192 @@
+"""Hostile upstreams: one small generator per case of the "hostile upstreams" issue, a server on
+127.0.0.1 that answers each case at its own path, and a config with one source per case plus a
+good one. Used by tests/test_hostile.py and benchmarks/hostile.py.
+"""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+ROOT = Path(__file__).resolve().parents[1]
+Headers = list[tuple[str, str]]
+
+
+def _feed(*items: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>t</title>'
+        "<link>http://127.0.0.1/</link><description>d</description>"
+        + "".join(items)
+        + "</channel></rss>"
+    ).encode()
+
+
+def _item(
+    number: int = 1,
+    *,
+    title: str = "A title",
+    body: str = "<p>A body of a few words.</p>",
+    extra: str = "",
+    link: str | None = None,
+) -> str:
+    link = link or f"http://127.0.0.1/post/{number}"
+    return (
+        f"<item><title>{title}</title><link>{escape(link)}</link><guid>{escape(link)}</guid>"
+        f"<pubDate>Wed, 15 Jun 2005 19:00:00 GMT</pubDate>{extra}"
+        f"<description>{escape(body)}</description></item>"
+    )
+
+
+def _gzip_bomb() -> tuple[bytes, Headers]:
+    # 1 GiB of zeros, gzipped twice: about 1 MB on the wire, then a few KB.
+    zeros = b"\0" * (1 << 20)
+    inner = gzip.compress(zeros * 64, compresslevel=9)
+    return gzip.compress(inner, compresslevel=9), [("Content-Encoding", "gzip, gzip")]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    make: Callable[[], tuple[bytes, Headers]]
+    stored: bool  # whether the source's entry is kept (cut to the limits), or it fails alone
+
+
+def _plain(data: bytes) -> tuple[bytes, Headers]:
+    return data, []
+
+
+CASES = [
+    Case("title_exactly_html", lambda: _plain(_feed(_item(title="&lt;html&gt;"))), True),
+    Case(
+        "atom_html_title_html",
+        lambda: _plain(
+            b'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>urn:t</id>'
+            b"<updated>2024-01-01T00:00:00Z</updated><entry><id>urn:1</id>"
+            b'<title type="html">&lt;html&gt;</title><link href="http://127.0.0.1/a"/>'
+            b"<updated>2024-01-01T00:00:00Z</updated><content>x</content></entry></feed>"
+        ),
+        True,
+    ),
+    Case("href_with_a_control", lambda: _plain(_feed(_item(body='<a href="x&#1;">y</a>'))), True),
+    Case("nested_20k", lambda: _plain(_feed(_item(body="<div>" * 20_000 + "x"))), True),
+    Case("nested_200k", lambda: _plain(_feed(_item(body="<div>" * 200_000 + "x"))), True),
+    Case(
+        "categories_1000",
+        lambda: _plain(
+            _feed(_item(extra="".join(f"<category>c{n}</category>" for n in range(1000))))
+        ),
+        True,
+    ),
+    Case(
+        "category_300_chars",
+        lambda: _plain(_feed(_item(extra=f"<category>{'x' * 300}</category>"))),
+        True,
+    ),
+    Case("title_1mb", lambda: _plain(_feed(_item(title="t" * 1_000_000))), True),
+    Case(
+        "link_urllib_rejects",
+        lambda: _plain(_feed(_item(link="http://example.c[o.test/"))),
+        True,
+    ),
+    Case(
+        "offset_of_30_hours",
+        lambda: _plain(_feed(_item().replace("19:00:00 GMT", "19:00:00 +3000"))),
+        True,
+    ),
+    Case("gzip_of_gzip_bomb", _gzip_bomb, False),
+    Case("not_xml_at_all", lambda: _plain(b"\x00\x01garbage" * 1000), False),
+]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    answers: dict[str, tuple[bytes, Headers]] = {}  # noqa: RUF012 - set before serving
+
+    def do_GET(self) -> None:
+        body, headers = self.answers.get(self.path, (b"", []))
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Type", "application/rss+xml")
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def serve(cases: list[Case]) -> Iterator[str]:
+    """Each case at /<name>, the good feed at /good; yields the base URL."""
+    answers = {f"/{case.name}": case.make() for case in cases}
+    answers["/good"] = (_feed(_item(1, title="Good one"), _item(2, title="Good two")), [])
+    handler = type("Handler", (_Handler,), {"answers": answers})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def write_config(folder: Path, cases: list[Case], base_url: str) -> Path:
+    lines = [
+        f'store: {{url: "sqlite:///{folder / "store.db"}"}}',
+        f"output: {{dir: {folder / 'public'}}}",
+        "defaults: {timeout: 20s}",
+        "sources:",
+        "  - {name: good, kind: feed, url: '" + base_url + "/good', tags: [good]}",
+    ]
+    lines += [
+        f"  - {{name: {case.name}, kind: feed, url: '{base_url}/{case.name}', tags: [{case.name}]}}"
+        for case in cases
+    ]
+    config = folder / "aggregator.yaml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+@dataclass(frozen=True)
+class Measured:
+    returncode: int
+    stderr: str
+    seconds: float
+    peak_rss_mb: float  # of the pass's largest process, workers included
+
+
+# Runs the command it is given and prints the largest RSS of it and its descendants, in KB.
+_MEASURE = (
+    "import resource, subprocess, sys; "
+    "done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=sys.stderr); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+    "sys.exit(done.returncode)"
+)
+
+
+def run_once(config: Path) -> Measured:
+    """`aggregator run --once` under a process of its own, so the peak RSS is the pass's."""
+    command = [sys.executable, "-m", "aggregator", "--config", str(config), "run", "--once"]
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+    )
+    seconds = time.perf_counter() - started
+    peak_kb = int(done.stdout.split()[-1]) if done.stdout.split() else 0
+    return Measured(done.returncode, done.stderr, seconds, peak_kb / 1024)
