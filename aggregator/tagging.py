@@ -18,15 +18,18 @@ def slugify(tag: str) -> str:
     normalised = unicodedata.normalize("NFKC", tag).lower()
     chars = [char if unicodedata.category(char)[0] in "LNM" else "-" for char in normalised]
     slug = _SEPARATOR_RUN.sub("-", "".join(chars)).strip("-")
-    digest = hashlib.sha1(normalised.encode()).hexdigest()[:10]  # noqa: S324 - a name, no secret
     if not slug:
         # A tag of punctuation only still needs a file name of its own.
-        return f"tag-{digest}"
-    if len(slug.encode()) > MAX_SLUG_BYTES:
+        return f"tag-{_digest(normalised)}"
+    if len(slug) * 4 > MAX_SLUG_BYTES and len(slug.encode()) > MAX_SLUG_BYTES:
         # A file name has 255 bytes: a long tag keeps its start, and its hash keeps it apart.
         head = slug.encode()[: MAX_SLUG_BYTES - 11].decode(errors="ignore").rstrip("-")
-        return f"{head}-{digest}"
+        return f"{head}-{_digest(normalised)}"
     return slug
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:10]  # noqa: S324 - a name, no secret
 
 
 def unique_tags(tags: Iterable[str]) -> tuple[str, ...]:

@@ -12,15 +12,14 @@ the good feed beside it. The issue's bar: under 5 s and 300 MB each, the good fe
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.hostile import CASES, ROOT, run_once, serve, write_config
+from tests.helpers import status_rows
+from tests.hostile import CASES, run_once, serve, write_config
 
 
 def main() -> None:
@@ -30,14 +29,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp, serve([case]) as base_url:
             config = write_config(Path(tmp), [case], base_url)
             measured = run_once(config)
-            status = subprocess.run(
-                [sys.executable, "-m", "aggregator", "--config", str(config), "status", "--json"],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=ROOT,
-            )
-        rows = {row["name"]: row for row in json.loads(status.stdout)}
+            rows = status_rows(config)
         mine, good = rows[case.name], rows["good"]
         outcome = (
             f"{mine['items']} item(s), limited {mine['limited']}"

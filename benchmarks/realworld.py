@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.helpers import status_rows
 from tests.realworld import (
     EMPTY,
     NOT_READ,
@@ -31,7 +32,6 @@ from tests.realworld import (
     run_once,
     serve_corpus,
     skipped_messages,
-    source_status,
     summary,
     write_config,
 )
@@ -53,7 +53,7 @@ def main() -> None:
         if done.returncode != 0:
             print(done.stderr[-4000:])
             return
-        outcomes = compare(folder, files, source_status(config), skipped_messages(done.stderr))
+        outcomes = compare(folder, files, status_rows(config), skipped_messages(done.stderr))
     columns = [
         "feeds",
         "not a feed to the reference",

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from aggregator.models import Entry
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_aggregator(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -49,3 +58,59 @@ def farm_config(folder: Path, urls: list[str]) -> Path:
     path = folder / "aggregator.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def status_rows(config: Path) -> dict[str, dict[str, Any]]:
+    """`aggregator status --json`, by source name."""
+    done = run_aggregator(config, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    return {row["name"]: row for row in json.loads(done.stdout)}
+
+
+@contextmanager
+def serving(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threaded HTTP server on 127.0.0.1 with this handler; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass(frozen=True)
+class Measured:
+    returncode: int
+    stderr: str
+    seconds: float
+    peak_rss_mb: float  # of the command's largest process, its children included
+
+
+# Runs the command it is given and prints the largest RSS of it and its descendants, in KB.
+_MEASURE = (
+    "import resource, subprocess, sys; "
+    "done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=sys.stderr); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+    "sys.exit(done.returncode)"
+)
+
+
+def run_measured(config: Path, *args: str, timeout: float = 300) -> Measured:
+    """The real CLI under a process of its own, so the peak RSS measured is the command's."""
+    command = [sys.executable, "-m", "aggregator", "--config", str(config), *args]
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
+    )
+    seconds = time.perf_counter() - started
+    printed = done.stdout.split()
+    return Measured(
+        done.returncode, done.stderr, seconds, int(printed[-1]) / 1024 if printed else 0
+    )

@@ -6,19 +6,18 @@ good one. Used by tests/test_hostile.py and benchmarks/hostile.py.
 from __future__ import annotations
 
 import gzip
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, Measured, run_measured, serving
+
+__all__ = ["CASES", "ROOT", "Case", "Measured", "run_once", "serve", "write_config"]
+
 Headers = list[tuple[str, str]]
 
 
@@ -125,20 +124,11 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-@contextmanager
-def serve(cases: list[Case]) -> Iterator[str]:
+def serve(cases: list[Case]) -> AbstractContextManager[str]:
     """Each case at /<name>, the good feed at /good; yields the base URL."""
     answers = {f"/{case.name}": case.make() for case in cases}
     answers["/good"] = (_feed(_item(1, title="Good one"), _item(2, title="Good two")), [])
-    handler = type("Handler", (_Handler,), {"answers": answers})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serving(type("Handler", (_Handler,), {"answers": answers}))
 
 
 def write_config(folder: Path, cases: list[Case], base_url: str) -> Path:
@@ -158,35 +148,6 @@ def write_config(folder: Path, cases: list[Case], base_url: str) -> Path:
     return config
 
 
-@dataclass(frozen=True)
-class Measured:
-    returncode: int
-    stderr: str
-    seconds: float
-    peak_rss_mb: float  # of the pass's largest process, workers included
-
-
-# Runs the command it is given and prints the largest RSS of it and its descendants, in KB.
-_MEASURE = (
-    "import resource, subprocess, sys; "
-    "done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=sys.stderr); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
-    "sys.exit(done.returncode)"
-)
-
-
 def run_once(config: Path) -> Measured:
-    """`aggregator run --once` under a process of its own, so the peak RSS is the pass's."""
-    command = [sys.executable, "-m", "aggregator", "--config", str(config), "run", "--once"]
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *command],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=ROOT,
-    )
-    seconds = time.perf_counter() - started
-    peak_kb = int(done.stdout.split()[-1]) if done.stdout.split() else 0
-    return Measured(done.returncode, done.stderr, seconds, peak_kb / 1024)
+    """`aggregator run --once`, with its time and peak RSS."""
+    return run_measured(config, "run", "--once")

@@ -15,20 +15,19 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import feedparser
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, serving
+
 CORPUS = Path(os.environ.get("AGGREGATOR_REALWORLD", ROOT.parent / "shared" / "realworld"))
 SETS = ("real", "edge", "repro")
 FEED_SUFFIXES = frozenset({".xml", ".rss", ".atom", ".rdf", ".json", ".feed", ".txt", ""})
@@ -70,18 +69,9 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-@contextmanager
-def serve_corpus() -> Iterator[str]:
+def serve_corpus() -> AbstractContextManager[str]:
     """The corpus folder over HTTP on 127.0.0.1; yields the base URL."""
-    handler = functools.partial(_Quiet, directory=str(CORPUS))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serving(functools.partial(_Quiet, directory=str(CORPUS)))
 
 
 def write_config(folder: Path, files: list[CorpusFile], base_url: str) -> Path:
@@ -112,18 +102,6 @@ def run_once(config: Path, timeout: float = 600) -> subprocess.CompletedProcess[
         check=False,
         cwd=ROOT,
     )
-
-
-def source_status(config: Path) -> dict[str, dict[str, Any]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "aggregator", "--config", str(config), "status", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    rows = json.loads(done.stdout)
-    return {row["name"]: row for row in rows}
 
 
 # --- the reference reader ----------------------------------------------------------------------

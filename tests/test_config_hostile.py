@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +31,7 @@ from aggregator.errors import AggregatorError, ConfigError
 from aggregator.reload import reloaded
 from aggregator.render.files import remove_leftovers, write_atomic
 from tests.daemonproc import Daemon, free_port, write_config
-from tests.helpers import run_aggregator
+from tests.helpers import run_aggregator, run_measured
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config_hostile"
 CASES = sorted(FIXTURES.glob("*.yaml"))
@@ -132,37 +131,9 @@ def test_a_config_larger_than_the_cap_is_refused_unread(tmp_path: Path) -> None:
 
 # -- alias bombs --------------------------------------------------------------------------------
 
+
 # Runs the CLI in a child of its own, so that RUSAGE_CHILDREN is that one run's peak, not the
 # largest of every child the test session has started.
-_MEASURE = """
-import json, resource, subprocess, sys, time
-started = time.monotonic()
-done = subprocess.run(sys.argv[1:], capture_output=True, text=True, check=False)
-print(json.dumps({
-    "seconds": time.monotonic() - started,
-    "peak_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-    "status": done.returncode,
-    "stderr": done.stderr,
-}))
-"""
-
-
-def _measured_check(config: Path) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    """Seconds, peak RSS in MB, and the outcome of `aggregator check` on `config`."""
-    command = [sys.executable, "-m", "aggregator", "--config", str(config), "check"]
-    probe = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *command],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        cwd=ROOT,
-    )
-    report = json.loads(probe.stdout)
-    result = subprocess.CompletedProcess(command, report["status"], "", report["stderr"])
-    return report["seconds"], report["peak_kb"] / 1024, result
-
-
 def _laughs(levels: int, width: int) -> str:
     lines = ['lol0: &lol0 "lol"']
     lines += [
@@ -175,12 +146,13 @@ def _laughs(levels: int, width: int) -> str:
 def test_a_kilobyte_billion_laughs_is_refused_fast_in_little_memory() -> None:
     bomb = FIXTURES / "billion_laughs.yaml"
     assert bomb.stat().st_size <= 1024
-    seconds, peak_mb, result = _measured_check(bomb)
+    measured = run_measured(bomb, "check", timeout=60)
+    result = subprocess.CompletedProcess(["check"], measured.returncode, "", measured.stderr)
     (problem,) = _errors(result)
     assert f"more than {MAX_VALUES} values" in problem
     # The whole process: interpreter, imports and the check.
-    assert seconds < 5, seconds
-    assert peak_mb < 300, peak_mb
+    assert measured.seconds < 5, measured.seconds
+    assert measured.peak_rss_mb < 300, measured.peak_rss_mb
 
 
 @pytest.mark.parametrize(

@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.hostile import CASES, ROOT, Case, Measured, run_once, serve, write_config
+from tests.helpers import status_rows
+from tests.hostile import CASES, Case, Measured, run_once, serve, write_config
 
 
 @dataclass(frozen=True)
@@ -29,14 +28,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> HostileRun:
         config = write_config(folder, CASES, base_url)
         measured = run_once(config)
     assert measured.returncode == 0, measured.stderr[-3000:]
-    status = subprocess.run(
-        [sys.executable, "-m", "aggregator", "--config", str(config), "status", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    return HostileRun(folder, {row["name"]: row for row in json.loads(status.stdout)}, measured)
+    return HostileRun(folder, status_rows(config), measured)
 
 
 def test_the_pass_stays_up_bounded_in_time_and_memory(hostile: HostileRun) -> None:

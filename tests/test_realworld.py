@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import feedparser
 import pytest
 
+from tests.helpers import status_rows
 from tests.realworld import (
     CORPUS,
     EMPTY,
@@ -29,7 +30,6 @@ from tests.realworld import (
     run_once,
     serve_corpus,
     skipped_messages,
-    source_status,
     write_config,
 )
 
@@ -66,7 +66,7 @@ def _run(folder: Path, files: list[CorpusFile]) -> Run:
     with serve_corpus() as base_url:
         config = write_config(folder, files, base_url)
         done = run_once(config)
-    status = source_status(config)
+    status = status_rows(config)
     outcomes = compare(folder, files, status, skipped_messages(done.stderr))
     return Run(
         folder,

@@ -7,10 +7,9 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from aggregator.clisources import format_duration
 from aggregator.config import load_config, parse_duration
 from aggregator.configedit import ConfigEditError, add_sources, remove_source, set_enabled
-from tests.helpers import run_aggregator
+from tests.helpers import run_aggregator, serving
 
 FIXTURES = Path(__file__).parent / "fixtures"
 COMMENTED = FIXTURES / "configedit" / "commented.yaml"
@@ -52,14 +51,8 @@ def site(tmp_path: Path) -> Iterator[str]:
         "</head><body><h1>Blog</h1></body></html>"
     )
     (root / "plain.html").write_text("<!DOCTYPE html><html><body><p>no feed</p></body></html>")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(partial(_QuietHandler, directory=str(root))) as base_url:
+        yield base_url
 
 
 def _inserted_only(before: str, after: str) -> list[str]:

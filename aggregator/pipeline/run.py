@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import ctypes
 import logging
 import multiprocessing
 import os
-import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -25,6 +22,7 @@ from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher
 from aggregator.models import SourceState
 from aggregator.pipeline.ingest import Ingest, SourceReport
+from aggregator.pipeline.worker import start_worker
 from aggregator.schedule import health, is_backing_off, is_due
 from aggregator.store import Store
 
@@ -33,7 +31,6 @@ __all__ = ["PassReport", "SourceReport", "open_store", "run_pass", "run_pass_asy
 log = logging.getLogger("aggregator")
 
 _workers: ProcessPoolExecutor | None = None
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,27 +243,10 @@ def _worker_pool(start: bool = True) -> Executor | None:
         _workers = ProcessPoolExecutor(
             max_workers=worker_count(),
             mp_context=context,
-            initializer=_start_worker,
+            initializer=start_worker,
             initargs=(os.getpid(),),
         )
     return _workers
-
-
-def _start_worker(parent: int) -> None:
-    """In each worker process, before its first job: die with the process that started it,
-    however that one ends (a SIGKILL leaves no time to stop the pool), then settle."""
-    _die_with(parent)
-    heap.settle("aggregator.pipeline.process")
-
-
-def _die_with(parent: int) -> None:
-    if sys.platform != "linux":
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        log.warning("worker %d cannot follow its parent's death", os.getpid())
-    elif os.getppid() != parent:
-        os._exit(1)  # the parent died before the request took effect
 
 
 def worker_count(cpus: int | None = None) -> int:
