@@ -107,6 +107,9 @@ CASES = [
 ]
 
 
+_GOOD = ((1, "Good one"), (2, "Good two"))
+
+
 class _Handler(BaseHTTPRequestHandler):
     answers: dict[str, tuple[bytes, Headers]] = {}  # noqa: RUF012 - set before serving
 
@@ -127,7 +130,9 @@ class _Handler(BaseHTTPRequestHandler):
 def serve(cases: list[Case]) -> AbstractContextManager[str]:
     """Each case at /<name>, the good feed at /good; yields the base URL."""
     answers = {f"/{case.name}": case.make() for case in cases}
-    answers["/good"] = (_feed(_item(1, title="Good one"), _item(2, title="Good two")), [])
+    # Links of its own: a story another source carried too would be told in that one's words.
+    good = [_item(n, title=title, link=f"http://127.0.0.1/good/{n}") for n, title in _GOOD]
+    answers["/good"] = (_feed(*good), [])
     return serving(type("Handler", (_Handler,), {"answers": answers}))
 
 
