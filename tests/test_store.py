@@ -30,6 +30,7 @@ from aggregator.store import SaveResult, Store, reads
 from aggregator.store.api import MIGRATIONS, newest_revision
 from aggregator.store.engine import write_transaction
 from aggregator.store.tables import METADATA
+from tests.conftest import STORE_PG_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC8 = timezone(timedelta(hours=8))
@@ -751,3 +752,17 @@ def test_the_newest_revision_read_off_the_file_names_is_alembics_head() -> None:
     config = AlembicConfig()
     config.set_main_option("script_location", MIGRATIONS)
     assert ScriptDirectory.from_config(config).get_current_head() == newest_revision()
+
+
+@pytest.mark.postgres
+def test_postgresql_sessions_bound_lock_waits_and_idle_transactions() -> None:
+    store = Store(STORE_PG_URL)
+    try:
+        with store._engine.connect() as connection:
+            shown = {
+                name: connection.exec_driver_sql(f"SHOW {name}").scalar()
+                for name in ("lock_timeout", "idle_in_transaction_session_timeout")
+            }
+    finally:
+        store.close()
+    assert shown == {"lock_timeout": "10s", "idle_in_transaction_session_timeout": "1min"}

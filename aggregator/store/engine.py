@@ -36,6 +36,16 @@ _SQLITE_PRAGMAS = (
 )
 
 
+_POSTGRESQL_SETTINGS = (
+    # A save waits this long for a lock another node holds (SQLite's busy_timeout, in
+    # spirit), then fails its source rather than queue behind a stuck writer.
+    "SET lock_timeout = '10s'",
+    # A transaction left open (a pass killed mid-save, a hung thread) is ended by the server,
+    # and its locks with it; a group transaction is never idle for more than about a second.
+    "SET idle_in_transaction_session_timeout = '60s'",
+)
+
+
 def describe(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
@@ -57,6 +67,8 @@ def make_engine(url: URL) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _postgresql_connect)
     return engine
 
 
@@ -80,6 +92,14 @@ def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
             cursor.execute(pragma)
     finally:
         cursor.close()
+
+
+def _postgresql_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Whatever goes wrong in a node, the server itself ends what it leaves holding locks.
+    with dbapi_connection.cursor() as cursor:
+        for setting in _POSTGRESQL_SETTINGS:
+            cursor.execute(setting)
+    dbapi_connection.commit()  # a SET in a transaction rolled back would be undone
 
 
 def _sqlite_begin(connection: Connection) -> None:
