@@ -20,13 +20,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from aggregator.config import load_config, parse_duration, parse_size
-from aggregator.config.loader import MAX_CONFIG_BYTES, MAX_VALUES
-from aggregator.config.model import (
-    OUTPUT_MARKER,
-    OUTPUT_TEMP_PREFIX,
-    STORE_SCHEMES,
-    output_dir_problem,
-)
+from aggregator.config.bounds import MAX_CONFIG_BYTES, MAX_VALUES
+from aggregator.config.model import STORE_SCHEMES
+from aggregator.config.output_dir import OUTPUT_MARKER, OUTPUT_TEMP_PREFIX, output_dir_problem
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.reload import reloaded
 from aggregator.render.files import remove_leftovers, write_atomic

@@ -31,12 +31,12 @@ from aggregator.serve import (
     gzip_etag,
     server_config,
 )
-from aggregator.serve.guard import (
+from aggregator.serve.guard import GuardedHttpProtocol
+from aggregator.serve.resources import (
     ACCEPT_BATCHES_IN_FLIGHT,
     FD_RESERVE,
     MAX_CONNECTIONS,
     MIN_CONNECTIONS,
-    GuardedHttpProtocol,
     connection_cap,
     listen_backlog,
     raise_open_files_limit,

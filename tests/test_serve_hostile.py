@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aggregator.serve.guard import connection_cap
+from aggregator.serve.resources import connection_cap
 from tests.daemonproc import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.serve.guard import MAX_CONNECTIONS, connection_cap
+from aggregator.serve.resources import MAX_CONNECTIONS, connection_cap
 
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "aggregator.service"
 INSTALLED = "/opt/aggregator/.venv/bin/aggregator"

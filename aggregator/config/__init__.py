@@ -3,15 +3,16 @@
 Every problem is reported as `file:line:col: key.path: message` (all of them at once), unknown
 keys are errors, and relative paths resolve against the config file's own folder.
 
-    model.py   every key: types, defaults, checks (pydantic)
-    loader.py  YAML to a validated Config, or ConfigError listing every problem
+    model.py       every key: types, defaults, checks (pydantic)
+    output_dir.py  which folder may be the output folder, and what render names there
+    loader.py      YAML to a validated Config, or ConfigError listing every problem
+    bounds.py      the YAML text's size, characters, depth and aliases, checked first
 """
 
 from aggregator.config.loader import config_path, load_config
 from aggregator.config.model import (
     CONFIG_ENV_VAR,
     DEFAULT_CONFIG_PATH,
-    OUTPUT_MARKER,
     CleanRules,
     Config,
     DedupeConfig,
@@ -24,6 +25,7 @@ from aggregator.config.model import (
     parse_duration,
     parse_size,
 )
+from aggregator.config.output_dir import OUTPUT_MARKER
 
 __all__ = [
     "CONFIG_ENV_VAR",

@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aggregator.config.model import OUTPUT_OLD_TEMP, OUTPUT_TEMP_PREFIX
+from aggregator.config.output_dir import OUTPUT_OLD_TEMP, OUTPUT_TEMP_PREFIX
 from aggregator.errors import RenderError
 
 # Served files must be readable by a web server running as another user; mkstemp gives 0600.

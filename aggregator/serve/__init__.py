@@ -2,13 +2,8 @@
 
 from aggregator.serve.app import Health, HealthStatus, Metrics, create_app, serve
 from aggregator.serve.files import FeedFiles, accepts_gzip, gzip_etag, media_type_for
-from aggregator.serve.guard import (
-    ConnectionGuard,
-    GuardStats,
-    Limits,
-    log_accept_errors,
-    server_config,
-)
+from aggregator.serve.guard import ConnectionGuard, GuardStats, Limits, server_config
+from aggregator.serve.resources import log_accept_errors
 
 __all__ = [
     "ConnectionGuard",

@@ -18,7 +18,8 @@ from starlette.routing import Mount, Route
 from uvicorn.config import STARTUP_FAILURE
 
 from aggregator.serve.files import FeedFiles
-from aggregator.serve.guard import Limits, log_accept_errors, server_config
+from aggregator.serve.guard import Limits, server_config
+from aggregator.serve.resources import log_accept_errors
 
 
 def _count_atom_feeds(output_dir: Path) -> int:
