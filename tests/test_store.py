@@ -766,3 +766,31 @@ def test_postgresql_sessions_bound_lock_waits_and_idle_transactions() -> None:
     finally:
         store.close()
     assert shown == {"lock_timeout": "10s", "idle_in_transaction_session_timeout": "1min"}
+
+
+# --- what each output folder has rendered ---
+
+
+def test_each_output_folder_renders_the_changes_since_its_own_mark(store: Store) -> None:
+    assert store.changes_to_render("node-a:/public") == (0, None), "never rendered: everything"
+    save(store, "s", make("s", "1", tags=["alpha"]))
+    newest, changed = store.changes_to_render("node-a:/public")
+    assert changed is None
+    store.rendered("node-a:/public", newest)
+    assert store.changes_to_render("node-a:/public") == (newest, frozenset())
+
+    save(store, "s", make("s", "2", tags=["beta"]))
+    later, changed = store.changes_to_render("node-a:/public")
+    assert later > newest
+    assert changed == {"", "beta"}  # "": the feed of every story
+    # Another folder that rendered up to the first save owes the same.
+    store.rendered("node-b:/public", newest)
+    assert store.changes_to_render("node-b:/public")[1] == {"", "beta"}
+
+    store.rendered("node-a:/public", later)
+    store.rendered("node-b:/public", later)
+    # Forgotten once every folder has them, yet a new change still sorts after every mark.
+    save(store, "s", make("s", "3", tags=["gamma"]))
+    last, changed = store.changes_to_render("node-a:/public")
+    assert last > later
+    assert changed == {"", "gamma"}
