@@ -192,9 +192,10 @@ def _read(node: etree._Element) -> RawEntry:
                 raw.title, raw.title_is_html = _title(child, name)
         elif name == "link" and not link and _text(child).strip():
             link = absolute_url(_text(child), _base(child))
-        elif name == "atom:link" and child.get("href"):
+        elif name == "atom:link" and (target := child.get("href") or _text(child).strip()):
+            # Some feeds write the URL as the element's text, as RSS does; readers take it.
             rel, kind = child.get("rel", "alternate"), child.get("type", "").lower()
-            href = absolute_url(child.get("href", ""), _base(child))
+            href = absolute_url(target, _base(child))
             if rel == "alternate" and kind in _HTML_TYPES:
                 alternate = alternate or href
             elif rel == "enclosure" and kind.startswith("image/"):
