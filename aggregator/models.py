@@ -208,6 +208,9 @@ class FetchRequest:
     last_modified: str | None = None
     timeout: float = 20.0  # seconds for the whole exchange, body included
     max_bytes: int = 5_000_000
+    # The source may reach private networks and loopback whatever its URL names (an intranet
+    # feed under a public-looking name); link-local and cloud metadata stay out of reach.
+    private_network: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -762,3 +762,26 @@ def test_address_classes(address: str, expected: AddressClass) -> None:
 )
 def test_what_a_source_url_names(host: str, reach: Reach) -> None:
     assert Reach.of(host) == reach
+
+
+def test_a_source_allowed_the_private_network_reaches_an_intranet_name(server: Server) -> None:
+    server.routes["/feed"] = Answer(body=FEED)
+    network = Network("10.1.2.3")
+    resolver = Resolver({"intranet.test": [["10.1.2.3"]]})
+    url = server.url("/feed", "intranet.test")
+    refused = fetch(url, internet(resolver, network))
+    assert refused.error_kind == "refused"
+    allowed = fetch(url, internet(resolver, network), private_network=True)
+    assert allowed.error is None and allowed.status == 200
+    assert allowed.document is not None and allowed.document.data == FEED
+    assert network.connects == ["10.1.2.3"]
+
+
+def test_the_private_network_never_includes_link_local(server: Server) -> None:
+    network = Network("169.254.169.254")
+    resolver = Resolver({"intranet.test": [["169.254.169.254"]]})
+    result = fetch(
+        server.url("/feed", "intranet.test"), internet(resolver, network), private_network=True
+    )
+    assert result.error_kind == "refused"
+    assert network.connects == []

@@ -284,6 +284,9 @@ class SourceConfig(_Strict):
     # What the entries' own categories become: tags (each its own feed), or nothing, so a
     # handful of feeds cannot make a hundred tags.
     categories: Literal["tags", "ignore"] = "tags"
+    # May reach private networks and loopback whatever its URL's host name says (an intranet
+    # feed under a public-looking name); by default a public name resolving inside is refused.
+    private_network: bool = False
     # page sources: CSS selectors on the listing page and on each article page
     selector: Selector | None = None
     content_selector: Selector | None = None

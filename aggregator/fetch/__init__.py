@@ -131,7 +131,7 @@ class Fetcher:
             return _failed(request, chain, "invalid_url", f"not an http(s) URL: {request.url}")
         url = httpx.URL(request.url)
         chain.urls[0] = str(url)
-        chain.reach = Reach.of(url.host)
+        chain.reach = Reach.of(url.host, private_network=request.private_network)
         while True:
             # Only time holding slots counts: queueing behind our own caps is not the server.
             remaining = request.timeout - chain.spent

@@ -146,12 +146,18 @@ class Reach:
     metadata: bool = False  # the source's URL itself names a cloud metadata address
 
     @classmethod
-    def of(cls, host: str) -> Reach:
-        """The reach of a source whose URL names `host`."""
+    def of(cls, host: str, *, private_network: bool = False) -> Reach:
+        """The reach of a source whose URL names `host`; `private_network`: the source may
+        reach private and loopback addresses too (its config says so)."""
         address = literal(host)
-        if address is None:
-            return cls(name_class(host))
-        return cls(classify(address), is_metadata(address))
+        reach = (
+            cls(name_class(host))
+            if address is None
+            else cls(classify(address), is_metadata(address))
+        )
+        if private_network and reach.limit < AddressClass.LOOPBACK:
+            return cls(AddressClass.LOOPBACK, reach.metadata)
+        return reach
 
     def refuses(self, address: IPAddress) -> str | None:
         """What `address` is ("a loopback address") when this reach may not go there."""

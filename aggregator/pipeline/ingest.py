@@ -291,6 +291,7 @@ class Ingest:
                 last_modified=state.last_modified,
                 timeout=self.config.timeout(source).total_seconds(),
                 max_bytes=self.config.max_bytes(source),
+                private_network=source.private_network,
             )
         )
 
