@@ -782,10 +782,10 @@ def test_each_output_folder_renders_the_changes_since_its_own_mark(store: Store)
     save(store, "s", make("s", "2", tags=["beta"]))
     later, changed = store.changes_to_render("node-a:/public")
     assert later > newest
-    assert changed == {"", "beta"}  # "": the feed of every story
+    assert changed == frozenset({"", "beta"})  # "": the feed of every story
     # Another folder that rendered up to the first save owes the same.
     store.rendered("node-b:/public", newest)
-    assert store.changes_to_render("node-b:/public")[1] == {"", "beta"}
+    assert store.changes_to_render("node-b:/public")[1] == frozenset({"", "beta"})
 
     store.rendered("node-a:/public", later)
     store.rendered("node-b:/public", later)
@@ -793,4 +793,4 @@ def test_each_output_folder_renders_the_changes_since_its_own_mark(store: Store)
     save(store, "s", make("s", "3", tags=["gamma"]))
     last, changed = store.changes_to_render("node-a:/public")
     assert last > later
-    assert changed == {"", "gamma"}
+    assert changed == frozenset({"", "gamma"})
