@@ -10,6 +10,7 @@ from pathlib import Path
 from aggregator.config import Config
 from aggregator.dedupe import merge_cluster
 from aggregator.models import Article, FeedData, FeedItem, SiteSettings, SourceHealth
+from aggregator.pipeline.run import render_key
 from aggregator.render import remove_leftovers, render_site
 from aggregator.schedule import health as source_health
 from aggregator.store import Store
@@ -73,4 +74,8 @@ def recover(config: Config, store: Store) -> tuple[Path, ...]:
         log.warning("removed %s, left by an interrupted write", leftover)
     if store.article_count() == 0:
         return ()  # a first start: the first pass renders, no empty feeds meanwhile
-    return publish(config, store)
+    key = render_key(config)
+    newest, _ = store.changes_to_render(key)
+    written = publish(config, store)
+    store.rendered(key, newest)  # so the first pass does not render it all again
+    return written
