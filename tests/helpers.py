@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,6 +55,24 @@ def farm_config(folder: Path, urls: list[str]) -> Path:
     ]
     for number, url in enumerate(urls):
         lines += [f"  - name: feed-{number}", "    kind: feed", f"    url: {url}"]
+    path = folder / "aggregator.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def feeds_config(
+    folder: Path, feeds: Iterable[tuple[str, str]], *, output: str = "", defaults: str = ""
+) -> Path:
+    """aggregator.yaml in `folder`: a SQLite store and output beside it, and one `feed` source
+    per (name, URL), tagged with its name. `output` and `defaults`: more keys for those."""
+    lines = [
+        f'store: {{url: "sqlite:///{folder / "store.db"}"}}',
+        f"output: {{dir: {folder / 'public'}{', ' + output if output else ''}}}",
+        *([f"defaults: {{{defaults}}}"] if defaults else []),
+        "sources:",
+    ]
+    for name, url in feeds:
+        lines += [f"  - name: {name}", "    kind: feed", f'    url: "{url}"', f"    tags: [{name}]"]
     path = folder / "aggregator.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from tests.helpers import ROOT, Measured, run_measured, serving
+from tests.helpers import ROOT, Measured, feeds_config, run_measured, serving
 
 __all__ = ["CASES", "ROOT", "Case", "Measured", "run_once", "serve", "write_config"]
 
@@ -137,20 +137,9 @@ def serve(cases: list[Case]) -> AbstractContextManager[str]:
 
 
 def write_config(folder: Path, cases: list[Case], base_url: str) -> Path:
-    lines = [
-        f'store: {{url: "sqlite:///{folder / "store.db"}"}}',
-        f"output: {{dir: {folder / 'public'}}}",
-        "defaults: {timeout: 20s}",
-        "sources:",
-        "  - {name: good, kind: feed, url: '" + base_url + "/good', tags: [good]}",
-    ]
-    lines += [
-        f"  - {{name: {case.name}, kind: feed, url: '{base_url}/{case.name}', tags: [{case.name}]}}"
-        for case in cases
-    ]
-    config = folder / "aggregator.yaml"
-    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return config
+    feeds = [("good", f"{base_url}/good")]
+    feeds += [(case.name, f"{base_url}/{case.name}") for case in cases]
+    return feeds_config(folder, feeds, defaults="timeout: 20s")
 
 
 def run_once(config: Path) -> Measured:

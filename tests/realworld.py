@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import feedparser
 
-from tests.helpers import ROOT, serving
+from tests.helpers import ROOT, feeds_config, serving
 
 CORPUS = Path(os.environ.get("AGGREGATOR_REALWORLD", ROOT.parent / "shared" / "realworld"))
 SETS = ("real", "edge", "repro")
@@ -75,22 +75,12 @@ def serve_corpus() -> AbstractContextManager[str]:
 
 
 def write_config(folder: Path, files: list[CorpusFile], base_url: str) -> Path:
-    lines = [
-        f'store: {{url: "sqlite:///{folder / "store.db"}"}}',
-        f"output: {{dir: {folder / 'public'}, items_per_feed: 10000}}",
-        "defaults: {timeout: 20s, per_host: 16, concurrency: 64}",
-        "sources:",
-    ]
-    for file in files:
-        lines += [
-            f"  - name: {file.name}",
-            "    kind: feed",
-            f'    url: "{base_url}{file.url_path}"',
-            f"    tags: [{file.name}]",
-        ]
-    config = folder / "aggregator.yaml"
-    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return config
+    return feeds_config(
+        folder,
+        ((file.name, base_url + file.url_path) for file in files),
+        output="items_per_feed: 10000",
+        defaults="timeout: 20s, per_host: 16, concurrency: 64",
+    )
 
 
 def run_once(config: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -6,12 +6,11 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.farm import Farm, FarmConfig
-from tests.helpers import run_aggregator
+from tests.helpers import run_aggregator, status_rows
 
 FAILING = {  # bad citizen -> (health after one failure, words its error must carry)
     "500": ("backing off", "HTTP 500"),
@@ -62,12 +61,6 @@ def _config(tmp_path: Path, farm: Farm) -> Path:
     return path
 
 
-def _status(config: Path) -> dict[str, dict[str, Any]]:
-    result = run_aggregator(config, "status", "--json")
-    assert result.returncode == 0, result.stderr
-    return {row["name"]: row for row in json.loads(result.stdout)}
-
-
 def _titles(path: Path) -> set[str]:
     return {item["title"] for item in json.loads(path.read_text(encoding="utf-8"))["items"]}
 
@@ -77,7 +70,7 @@ def test_bad_citizens_fail_alone_and_good_feeds_are_stored(tmp_path: Path, farm:
     started = datetime.now(UTC)
     first = run_aggregator(config, "run", "--once")
     assert first.returncode == 0, first.stderr
-    status = _status(config)
+    status = status_rows(config)
 
     for kind, (health, words) in FAILING.items():
         row = status[f"bad-{kind}"]
@@ -160,7 +153,7 @@ def test_a_body_resent_without_validators_is_not_processed_again(
     assert poll.status == 200 and not poll.if_none_match and not poll.if_modified_since
     assert "bad-wrong_charset: same body as last time" in second.stderr
     assert "bad-wrong_charset: 0 new" not in second.stderr
-    assert _status(config)["bad-wrong_charset"]["health"] == "ok"
+    assert status_rows(config)["bad-wrong_charset"]["health"] == "ok"
 
     # A new tag for the source: the same bytes now make something else, so they are read.
     text = config.read_text(encoding="utf-8")
@@ -178,14 +171,14 @@ def test_a_permanent_redirect_is_followed_straight_to_its_target_from_then_on(
     validators, so a 304), and an edited URL in the config is asked again as configured."""
     config = _config(tmp_path, farm)
     assert run_aggregator(config, "run", "--once").returncode == 0
-    moved_to = _status(config)["bad-moved"]["moved_to"]
+    moved_to = status_rows(config)["bad-moved"]["moved_to"]
     assert moved_to and moved_to.endswith("/feeds/0000.xml")
 
     farm.reset_stats()
     second = run_aggregator(config, "run", "--once")
     assert second.returncode == 0, second.stderr
     assert not [log for log in farm.requests if log.path == "/bad/moved"]
-    assert _status(config)["bad-moved"]["health"] == "ok"
+    assert status_rows(config)["bad-moved"]["health"] == "ok"
 
     # The config now names another URL for the source: it is asked, not the old target.
     text = config.read_text(encoding="utf-8")
