@@ -28,10 +28,9 @@ _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode = WAL",
     "PRAGMA foreign_keys = ON",
     "PRAGMA synchronous = NORMAL",
-    # 8 MB of page cache instead of 2: the LSH band index takes random inserts all over its
-    # B-tree, and a pass of 20k articles spent a fifth of its store time re-reading pages.
-    # With 16 KB pages, 8 MB saves as fast as 16 MB did (benchmarks/store_save.py --group 60
-    # --stored 20000: 0.37-0.40 ms an article against 0.42) for 8 MB less a connection.
+    # 8 MB of page cache: the LSH band index takes random inserts all over its B-tree, and
+    # with less a large pass spends much of its store time re-reading pages; more is no
+    # faster with 16 KB pages (benchmarks/README.md, store_save.py).
     "PRAGMA cache_size = -8192",
 )
 
