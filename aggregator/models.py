@@ -91,7 +91,7 @@ class Article:
     minhash: tuple[int, ...] = ()
     shingles: int = 0
     lead_minhash: tuple[int, ...] = ()  # MinHash of the first 150 characters, for excerpts
-    bands: tuple[int, ...] = ()  # LSH band keys of minhash + lead_minhash (aggregator.lsh)
+    bands: tuple[int, ...] = ()  # LSH band keys of minhash + lead_minhash (aggregator.dedupe.lsh)
     clean_audit: tuple[RuleHit, ...] = ()  # what the clean stage removed, for `explain`
     dated: bool = True  # False: `published` is when it was first seen (see Entry.dated)
 

@@ -36,13 +36,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aggregator.dedupe import assign_clusters, identify  # noqa: E402
+from aggregator.dedupe.lsh import band_keys  # noqa: E402
 from aggregator.dedupe.minhash import (  # noqa: E402
     LEAD_PERMUTATIONS,
     PERMUTATIONS,
     fingerprint_normalised,
     normalise,
 )
-from aggregator.lsh import band_keys  # noqa: E402
 from aggregator.models import Article, CleanedHtml, Entry  # noqa: E402
 from aggregator.store import Store  # noqa: E402
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.config import Config
-from aggregator.confighints import unknown_key
+from aggregator.config.hints import unknown_key
 from tests.helpers import run_aggregator
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"

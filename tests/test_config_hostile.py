@@ -23,8 +23,8 @@ from aggregator.config import load_config, parse_duration, parse_size
 from aggregator.config.bounds import MAX_CONFIG_BYTES, MAX_VALUES
 from aggregator.config.model import STORE_SCHEMES
 from aggregator.config.output_dir import OUTPUT_MARKER, OUTPUT_TEMP_PREFIX, output_dir_problem
+from aggregator.daemon.reload import reloaded
 from aggregator.errors import AggregatorError, ConfigError
-from aggregator.reload import reloaded
 from aggregator.render.files import remove_leftovers, write_atomic
 from tests.daemonproc import Daemon, free_port, write_config
 from tests.helpers import run_aggregator, run_measured

@@ -21,10 +21,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from aggregator.config import load_config
-from aggregator.daemon import STUCK_PASS_SECONDS
-from aggregator.daemon import Daemon as DaemonLoop
-from aggregator.metrics import DaemonMetrics
-from aggregator.notify import Notifier
+from aggregator.daemon.loop import STUCK_PASS_SECONDS
+from aggregator.daemon.loop import Daemon as DaemonLoop
+from aggregator.daemon.metrics import DaemonMetrics
+from aggregator.daemon.notify import Notifier
 from aggregator.pipeline.run import PassReport
 from tests.daemonproc import Daemon, free_port, write_config
 from tests.farm import Farm, FarmConfig

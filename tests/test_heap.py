@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aggregator.heap import YOUNG_GENERATION
+from aggregator.pipeline.heap import YOUNG_GENERATION
 from tests.farm import Farm, FarmConfig
 from tests.helpers import farm_config
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import pytest
 
 from aggregator.dedupe import article_id, identify, minhash
+from aggregator.dedupe.lsh import ROWS_PER_BAND, band_keys
 from aggregator.dedupe.minhash import (
     LEAD_CHARS,
     LEAD_PERMUTATIONS,
@@ -26,7 +27,6 @@ from aggregator.dedupe.minhash import (
     shingle_hashes,
     signature,
 )
-from aggregator.lsh import ROWS_PER_BAND, band_keys
 from aggregator.models import Article, CleanedHtml, Entry
 
 WORD = 2**32

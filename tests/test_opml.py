@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.config import load_config
-from aggregator.opml import OpmlError, Subscription, read_opml, source_name, write_opml
+from aggregator.config.opml import OpmlError, Subscription, read_opml, source_name, write_opml
 from tests.helpers import run_aggregator
 
 OPML = Path(__file__).parent / "fixtures" / "opml"

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from aggregator.config.opml import Subscription, read_opml, write_opml
 from aggregator.models import SiteSettings, SourceHealth, SourceState
-from aggregator.opml import Subscription, read_opml, write_opml
 from aggregator.redact import (
     SECRET_WORDS,
     MaskingFormatter,

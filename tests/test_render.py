@@ -28,7 +28,7 @@ from aggregator.models import (
     TagSummary,
 )
 from aggregator.render import RenderReport, render_site
-from aggregator.tagging import slugify
+from aggregator.tags import slugify
 
 BASE = "http://127.0.0.1:8080/"
 CST = timezone(timedelta(hours=8))

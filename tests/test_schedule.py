@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from aggregator.models import FetchResult, SourceState
-from aggregator.schedule import (
+from aggregator.sources.schedule import (
     MAX_BACKOFF,
     backoff,
     failed,

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from aggregator.clisources import format_duration
+from aggregator.cli.sources import format_duration
 from aggregator.config import load_config, parse_duration
-from aggregator.configedit import ConfigEditError, add_sources, remove_source, set_enabled
+from aggregator.config.edit import ConfigEditError, add_sources, remove_source, set_enabled
 from tests.helpers import run_aggregator, serving
 
 FIXTURES = Path(__file__).parent / "fixtures"

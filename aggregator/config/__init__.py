@@ -7,6 +7,9 @@ keys are errors, and relative paths resolve against the config file's own folder
     output_dir.py  which folder may be the output folder, and what render names there
     loader.py      YAML to a validated Config, or ConfigError listing every problem
     bounds.py      the YAML text's size, characters, depth and aliases, checked first
+    hints.py       "did you mean" for mistyped keys and values
+    edit.py        sources added, removed, enabled in the YAML text, byte for byte elsewhere
+    opml.py        OPML import and export of feed sources
 """
 
 from aggregator.config.loader import config_path, load_config

@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 
-from aggregator import confighints
+from aggregator.config import hints
 from aggregator.config.bounds import (
     MAX_DEPTH,
     Location,
@@ -110,7 +110,7 @@ def _yaml_problem(name: str, text: str, error: YAMLError) -> ConfigProblem:
     mark = error.problem_mark or error.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     message = " ".join(str(part) for part in (error.context, error.problem) if part)
-    message = confighints.yaml_message(message)
+    message = hints.yaml_message(message)
     duplicate = _DUPLICATE_KEY.search(message)
     key_path = duplicate.group(1) if duplicate else ""
     if duplicate:
@@ -136,7 +136,7 @@ class _Invalid:
                 f"duplicate source name {name!r} (first used by sources[{first}]);"
                 " give each source its own name"
             )
-        return confighints.message(Config, self.location, self.error)
+        return hints.message(Config, self.location, self.error)
 
 
 def _located(name: str, text: str, invalid: list[_Invalid]) -> list[ConfigProblem]:

@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from aggregator.lsh import band_keys
+from aggregator.dedupe.lsh import band_keys
 from aggregator.models import Article, FeedItem, KnownCopy, NearCandidate, Provenance
 from aggregator.urls import canonical_url
 
@@ -162,7 +162,7 @@ def _fingerprint(article: Article | NearCandidate) -> NearFingerprint:
 
 
 def _bands(article: Article) -> tuple[int, ...]:
-    """The whole text's bands, then the lead's (aggregator.lsh). A rare collision only
+    """The whole text's bands, then the lead's (aggregator.dedupe.lsh). A rare collision only
     proposes a pair the rule then checks."""
     return article.bands or band_keys(article.minhash, article.lead_minhash)
 

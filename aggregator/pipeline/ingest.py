@@ -27,7 +27,7 @@ from aggregator.models import Article, Document, FetchRequest, FetchResult, Sour
 from aggregator.pipeline.recipe import Processed, Recipe, run_job
 from aggregator.pipeline.waiting import WaitingRoom
 from aggregator.pipeline.writer import GroupWriter
-from aggregator.schedule import failed, poll_url, succeeded
+from aggregator.sources.schedule import failed, poll_url, succeeded
 from aggregator.store import SaveResult, Store, StoreTransaction
 from aggregator.urls import canonical_url
 

@@ -18,8 +18,8 @@ from aggregator.errors import AggregatorError, EntryError, describe
 from aggregator.models import Article, Document, Entry, Limits
 from aggregator.parse import extract_article, parse_feed, parse_post
 from aggregator.pipeline.recipe import Processed, Recipe
-from aggregator.sources import read_posts
-from aggregator.tagging import TagRule, rule_tags, unique_tags
+from aggregator.sources.posts import read_posts
+from aggregator.tags import TagRule, rule_tags, unique_tags
 
 __all__ = ["Processed", "Recipe", "process_article_page", "process_feed", "process_posts"]
 

@@ -12,7 +12,7 @@ from aggregator.dedupe import merge_cluster
 from aggregator.models import Article, FeedData, FeedItem, SiteSettings, SourceHealth
 from aggregator.pipeline.run import render_key
 from aggregator.render import remove_leftovers, render_site
-from aggregator.schedule import health as source_health
+from aggregator.sources.schedule import health as source_health
 from aggregator.store import Store
 
 log = logging.getLogger("aggregator")

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import httpx
 
-from aggregator import heap
 from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher
 from aggregator.models import SourceState
+from aggregator.pipeline import heap
 from aggregator.pipeline.ingest import Ingest, SourceReport
 from aggregator.pipeline.worker import start_worker
-from aggregator.schedule import health, is_backing_off, is_due
+from aggregator.sources.schedule import health, is_backing_off, is_due
 from aggregator.store import Store
 
 __all__ = ["PassReport", "SourceReport", "open_store", "run_pass", "run_pass_async"]

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from aggregator import heap
+from aggregator.pipeline import heap
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 

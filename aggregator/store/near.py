@@ -3,7 +3,7 @@
     article_near  (seq, article_id, published, shingles, minhash, lead_minhash)   one per article
     article_band  (band_key, article_seq)                                        40 per article
 
-The signatures are cut into bands (aggregator.lsh): 32 bands of the whole text's 128 values,
+The signatures are cut into bands (aggregator.dedupe.lsh): 32 bands of the whole text's 128 values,
 then 8 of the lead's 32. Each band, with its number, is hashed to one signed 64-bit key. Two
 articles are candidates when they share a key. The band table holds nothing but its primary
 key (band_key, article_seq), WITHOUT ROWID on SQLite, and points at a small integer instead of
@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
-from aggregator.lsh import band_keys
+from aggregator.dedupe.lsh import band_keys
 from aggregator.models import Article, NearCandidate
 from aggregator.store.bands import PendingBands, insert_bands
 from aggregator.store.plain import Plain, chunks, marks

@@ -19,7 +19,7 @@ from aggregator.store.bands import PendingBands
 from aggregator.store.plain import Plain, chunks, marks, time_columns, upsert
 from aggregator.store.rows import STATE_FIELDS, article_values, signature
 from aggregator.store.tables import ARTICLE, SOURCE_STATE
-from aggregator.tagging import slugify
+from aggregator.tags import slugify
 
 # A known article keeps where and when it was first seen, and the story it belongs to.
 _KEPT_ON_UPDATE = frozenset({"id", "source", "key", "cluster_id", "first_seen"})

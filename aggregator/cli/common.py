@@ -32,7 +32,7 @@ def config_or_exit(ctx: click.Context) -> Config:
 def with_store(ctx: click.Context, config: Config, work: Callable[[Store], T]) -> T:
     """`work` on the config's store (migrated, closed after); a store error printed, exit 1."""
     # Imported here: the store's imports (SQLAlchemy, Alembic) would slow every --help.
-    from aggregator.pipeline.run import open_store  # noqa: PLC0415
+    from aggregator.pipeline.run import open_store
 
     try:
         store = open_store(config)

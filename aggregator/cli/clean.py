@@ -8,7 +8,7 @@ import json
 
 import click
 
-from aggregator.cliutil import EXIT_FAILED, config_or_exit, with_store
+from aggregator.cli.common import EXIT_FAILED, config_or_exit, with_store
 
 
 @click.command()

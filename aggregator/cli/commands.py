@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from aggregator import __version__
-from aggregator.cliutil import EXIT_FAILED, config_or_exit, with_store
+from aggregator.cli.common import EXIT_FAILED, config_or_exit, with_store
 from aggregator.config import config_path
 from aggregator.errors import AggregatorError
 from aggregator.redact import MaskingFormatter, mask_text
@@ -110,7 +110,7 @@ def run(ctx: click.Context, once: bool, retry_failed: bool, strict: bool) -> Non
             if strict and report.failed:
                 ctx.exit(EXIT_FAILED)
             return
-        from aggregator.daemon import run_daemon
+        from aggregator.daemon.loop import run_daemon
 
         status = run_daemon(config)
         if status:
@@ -150,7 +150,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     import json
 
     from aggregator.redact import mask_text, mask_url
-    from aggregator.schedule import health
+    from aggregator.sources.schedule import health
 
     config = _config(ctx)
     stored, counts = with_store(
@@ -273,12 +273,3 @@ def clusters(ctx: click.Context, limit: int, as_json: bool) -> None:
         for member in members:
             when = member.published.date().isoformat()
             click.echo(f"  {member.source}  {when}  {member.link or '(no link)'}")
-
-
-# Command groups and commands that live in modules of their own.
-from aggregator import cliclean, clisources  # noqa: E402
-
-main.add_command(clisources.sources)
-main.add_command(clisources.opml)
-main.add_command(cliclean.explain)
-main.add_command(cliclean.reclean)

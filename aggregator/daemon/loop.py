@@ -28,13 +28,13 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from aggregator.config import Config
-from aggregator.metrics import DaemonMetrics
-from aggregator.notify import Notifier, watchdog_period
+from aggregator.daemon.metrics import DaemonMetrics
+from aggregator.daemon.notify import Notifier, watchdog_period
+from aggregator.daemon.reload import apply_intervals, reloaded
 from aggregator.pipeline.publish import recover
 from aggregator.pipeline.run import PassReport, open_store, run_pass
-from aggregator.reload import apply_intervals, reloaded
-from aggregator.schedule import health
 from aggregator.serve import HealthStatus, create_app, log_accept_errors, server_config
+from aggregator.sources.schedule import health
 from aggregator.store import Store
 
 log = logging.getLogger("aggregator")

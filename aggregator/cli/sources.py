@@ -1,6 +1,6 @@
 """`aggregator sources ...` and `aggregator opml ...`: the config's source list, edited in place.
 
-Thin like the rest of the CLI: the YAML editing is aggregator.configedit, the check fetch is
+Thin like the rest of the CLI: the YAML editing is aggregator.config.edit, the check fetch is
 aggregator.pipeline.discover, OPML is aggregator.opml.
 """
 
@@ -15,16 +15,16 @@ from typing import Any
 
 import click
 
-from aggregator.cliutil import EXIT_FAILED, config_or_exit
+from aggregator.cli.common import EXIT_FAILED, config_or_exit
 from aggregator.config import Config
-from aggregator.configedit import (
+from aggregator.config.edit import (
     ConfigEditError,
     add_sources,
     edit_config,
     remove_source,
     set_enabled,
 )
-from aggregator.opml import OpmlError, Subscription, read_opml, source_name, write_opml
+from aggregator.config.opml import OpmlError, Subscription, read_opml, source_name, write_opml
 from aggregator.redact import mask_text, mask_url
 from aggregator.urls import canonical_url
 
@@ -100,8 +100,8 @@ def sources_list(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    from rich.console import Console  # noqa: PLC0415 (only when a table is printed)
-    from rich.table import Table  # noqa: PLC0415
+    from rich.console import Console
+    from rich.table import Table
 
     table = Table("name", "kind", "enabled", "url or path", "tags", "interval")
     table.title = f"{len(rows)} sources in {ctx.obj}"
@@ -167,7 +167,7 @@ def sources_add(  # noqa: PLR0917 (one parameter per click option)
         ctx.exit(EXIT_FAILED)
     if kind != "posts" and not no_check:
         # Imported here: httpx and the parsers are not needed for --help or --no-check.
-        from aggregator.pipeline.discover import check_source  # noqa: PLC0415
+        from aggregator.pipeline.discover import check_source
 
         timeout = config.defaults.timeout.total_seconds()
         checked = check_source(url, kind, selector, timeout)

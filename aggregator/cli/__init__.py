@@ -1,0 +1,18 @@
+"""The `aggregator` command: one module per command group, thin over config, pipeline, daemon
+and serve.
+
+    commands.py  the group, its options, and run, check, status, serve, clusters
+    sources.py   sources list/add/remove/enable/disable, opml import/export
+    clean.py     explain, reclean
+    common.py    exit codes, loading the config, opening the store
+"""
+
+from aggregator.cli import clean, sources
+from aggregator.cli.commands import main
+
+main.add_command(sources.sources)
+main.add_command(sources.opml)
+main.add_command(clean.explain)
+main.add_command(clean.reclean)
+
+__all__ = ["main"]
