@@ -35,8 +35,8 @@ from aggregator.store.engine import (
 )
 from aggregator.store.writes import SaveResult
 
-MIGRATIONS = "aggregator:migrations"
-_REVISIONS = Path(__file__).resolve().parent.parent / "migrations" / "versions"
+MIGRATIONS = "aggregator.store:migrations"
+_REVISIONS = Path(__file__).resolve().parent / "migrations" / "versions"
 
 
 def newest_revision() -> str:
