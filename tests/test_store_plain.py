@@ -16,7 +16,7 @@ from aggregator.pipeline.cluster import cluster
 from aggregator.store import Store
 from aggregator.store.bands import PendingBands
 from aggregator.store.engine import write_transaction
-from aggregator.store.near import pack
+from aggregator.store.near import pack, pack_keys
 from aggregator.store.rows import article_values, state_values
 from aggregator.store.tables import ARTICLE, ARTICLE_NEAR, SOURCE_STATE
 from tests.test_near_dupes import BANDS_PER_ARTICLE, WHEN, _article, _index_rows, _text
@@ -59,6 +59,7 @@ def test_plain_rows_are_the_rows_core_writes(store: Store, store_url: str) -> No
             "shingles": core.shingles,
             "minhash": pack(core.minhash),
             "lead_minhash": pack(core.lead_minhash),
+            "bands": pack_keys(core.bands),
         }
         connection.execute(insert(ARTICLE_NEAR), [near])
         # first_seen is the save's own clock: compared in the same form below.

@@ -1,6 +1,7 @@
 """The near-duplicate index: MinHash signatures and their LSH bands, in two tables.
 
-    article_near  (seq, article_id, published, shingles, minhash, lead_minhash)   one per article
+    article_near  (seq, article_id, published, shingles, minhash, lead_minhash, bands)
+                                                                                  one per article
     article_band  (band_key, article_seq)                                        40 per article
 
 The signatures are cut into bands (aggregator.dedupe.lsh): 32 bands of the whole text's 128 values,
@@ -11,8 +12,11 @@ the 36-character article id: that keeps the index near 17 bytes a band. A lookup
 the primary key per key, then a join by integer.
 
 Band rows carry no foreign key (that would need a second index as large as the first): they
-are replaced together with their article_near row, and a band left behind by a deleted article
-only ever proposes a row that no longer exists.
+are replaced together with their article_near row, which keeps its keys (`bands`, little-endian
+int64) for that. A row saved before it kept them (migration 0007) leaves its bands behind when
+its article changes: such a band proposes a row that no longer exists, or, on SQLite, which
+may give a deleted highest seq again, another article, whose own signature then decides like
+any candidate's.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
-from aggregator.dedupe.lsh import band_keys
 from aggregator.models import Article, NearCandidate
 from aggregator.store.bands import PendingBands, insert_bands
 from aggregator.store.plain import Plain, chunks, marks
@@ -34,9 +37,10 @@ from aggregator.store.rows import article_from_row
 from aggregator.store.tables import ARTICLE, ARTICLE_NEAR, ARTICLE_TAG, TAG
 
 _INSERT_NEAR = (
-    "INSERT INTO article_near (article_id, published, shingles, minhash, lead_minhash) VALUES "
+    "INSERT INTO article_near (article_id, published, shingles, minhash, lead_minhash, bands)"
+    " VALUES "
 )
-_ROWS_PER_INSERT = 100  # 500 bound parameters
+_ROWS_PER_INSERT = 100  # 600 bound parameters
 _DELETE_BAND = "DELETE FROM article_band WHERE band_key = ? AND article_seq = ?"
 _BAND_LOOKUP = "SELECT article_seq, band_key FROM article_band WHERE band_key IN "
 _BAND_LOOKUP_ANY = (
@@ -48,13 +52,21 @@ def pack(minhash: Sequence[int]) -> bytes:
     return struct.pack(f"<{len(minhash)}I", *minhash)
 
 
+def pack_keys(keys: Sequence[int]) -> bytes:
+    return struct.pack(f"<{len(keys)}q", *keys)
+
+
+def unpack_keys(blob: bytes) -> tuple[int, ...]:
+    return struct.unpack(f"<{len(blob) // 8}q", blob)
+
+
 def unpack(blob: bytes) -> tuple[int, ...]:
     return struct.unpack(f"<{len(blob) // 4}I", blob)
 
 
 def article_keys(article: Article) -> set[int]:
-    """The band keys of an article: computed by the worker that fingerprinted it, else here."""
-    return set(article.bands or band_keys(article.minhash, article.lead_minhash))
+    """The band keys of an article, as the dedupe stage computed them."""
+    return set(article.bands)
 
 
 def save(
@@ -98,11 +110,7 @@ def save(
 
 
 def _remove(connection: Connection, rows: Sequence[Any], pending: PendingBands | None) -> None:
-    bands = [
-        (key, row.seq)
-        for row in rows
-        for key in set(band_keys(unpack(row.minhash), unpack(row.lead_minhash)))
-    ]
+    bands = [(key, row.seq) for row in rows if row.bands for key in set(unpack_keys(row.bands))]
     Plain(connection).many(_DELETE_BAND, bands)
     if pending is not None:
         pending.discard(bands)
@@ -122,10 +130,11 @@ def _add(connection: Connection, articles: Sequence[Article], pending: PendingBa
                 article.shingles,
                 pack(article.minhash),
                 pack(article.lead_minhash),
+                pack_keys(article.bands),
             )
             for article in chunk
         ]
-        statement = _INSERT_NEAR + ",".join([marks(5)] * len(values)) + " RETURNING article_id, seq"
+        statement = _INSERT_NEAR + ",".join([marks(6)] * len(values)) + " RETURNING article_id, seq"
         seqs.update(plain.rows(statement, [value for row in values for value in row]))
     bands = [(key, seqs[article.id]) for article in articles for key in article_keys(article)]
     if pending is None:

@@ -148,8 +148,9 @@ class RenderMarkRow(SQLModel, table=True):
 
 class ArticleNearRow(SQLModel, table=True):
     """The near-duplicate layer's view of an article: its MinHash signatures (little-endian
-    uint32: 512 bytes for the text, 128 for its lead), its 5-gram count and its date, under a
-    small integer the bands use."""
+    uint32: 512 bytes for the text, 128 for its lead), their band keys (little-endian int64,
+    to remove its article_band rows; NULL on rows saved before they were kept), its 5-gram
+    count and its date, under a small integer the bands use."""
 
     __tablename__ = "article_near"
 
@@ -159,6 +160,7 @@ class ArticleNearRow(SQLModel, table=True):
     shingles: int
     minhash: bytes = Field(sa_type=LargeBinary)
     lead_minhash: bytes = Field(sa_type=LargeBinary)
+    bands: bytes | None = Field(default=None, sa_type=LargeBinary)
 
 
 class ArticleBandRow(SQLModel, table=True):
