@@ -49,7 +49,7 @@ def test_parsed_feeds_waiting_for_a_slow_store_stay_within_the_backlog(
     waiting = peak = 0
     cpu, save = ingest.Ingest._cpu, StoreTransaction.save_articles
 
-    async def counted_cpu(self: ingest.Ingest, job: str, *args: Any) -> Any:
+    async def counted_cpu(self: ingest.Ingest, job: Any, *args: Any) -> Any:
         nonlocal waiting, peak
         result = await cpu(self, job, *args)
         waiting += 1

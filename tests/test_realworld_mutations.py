@@ -15,7 +15,8 @@ import pytest
 
 from aggregator.dedupe import assign_clusters, merge_cluster
 from aggregator.models import Document, SiteSettings
-from aggregator.pipeline.recipe import Processed, Recipe, run_job
+from aggregator.pipeline.process import process_feed, run_job
+from aggregator.pipeline.recipe import Processed, Recipe
 from aggregator.render.common import FeedPaths
 from aggregator.render.feeds import FeedSpec, atom_bytes, json_bytes, rss_bytes
 from tests.realworld import CORPUS, corpus_files
@@ -79,7 +80,7 @@ SITE = SiteSettings(dir=Path("unused"), base_url="http://127.0.0.1:8080/", title
 
 def _through_every_stage(name: str, data: bytes) -> Processed:
     document = Document(name, f"http://127.0.0.1/{name}", data, "http://127.0.0.1/feed")
-    processed = run_job("process_feed", document, Recipe(name, tags=("t",)))
+    processed = run_job(process_feed, document, Recipe(name, tags=("t",)))
     assert isinstance(processed, Processed)
     if processed.error is not None:
         assert processed.error.strip(), "a source's error says why"

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aggregator.pipeline.process import Recipe
+from aggregator.pipeline.recipe import Recipe
 from tests.helpers import run_aggregator
 
 LINK = "https://news.example.com/2024/05/08/cpi.html"

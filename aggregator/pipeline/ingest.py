@@ -13,18 +13,19 @@ import asyncio
 import hashlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aggregator import __version__
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import SourceError, describe
 from aggregator.fetch import Fetcher
 from aggregator.models import Article, Document, FetchRequest, FetchResult, SourceState
-from aggregator.pipeline.recipe import Processed, Recipe, run_job
+from aggregator.pipeline import process
+from aggregator.pipeline.recipe import Processed, Recipe
 from aggregator.pipeline.waiting import WaitingRoom
 from aggregator.pipeline.writer import GroupWriter
 from aggregator.sources.schedule import failed, poll_url, succeeded
@@ -34,8 +35,6 @@ from aggregator.urls import canonical_url
 log = logging.getLogger("aggregator")
 
 T = TypeVar("T")
-# What a source's work ends with: its report, once its save has committed.
-Finish = Callable[[], Awaitable["SourceReport"]]
 
 INLINE_JOBS = 4  # documents a pass works on in-process before it starts the worker processes
 # A pass expecting more bodies than this starts the worker processes at its first document: it
@@ -44,8 +43,7 @@ INLINE_JOBS = 4  # documents a pass works on in-process before it starts the wor
 LARGE_PASS = 64
 # Fetched feeds between their parse and their save at most (unbounded, parsed articles would
 # pile up in front of the store thread). The worker and the store take turns being the slower
-# one, and 16 lets each run on while the other stalls: a 20k-article first pass took 21.2-22.3 s
-# against 23.8-24.1 s with 8, for 3 MB more (32 was no faster, and 5 MB more).
+# one, and 16 lets each run on while the other stalls (benchmarks/README.md).
 BACKLOG = 16
 # Fetched feeds waiting in memory for a place in the backlog; the others wait in files
 # (pipeline/waiting.py): a pass fetches far faster than it parses. 4 and 16 ran alike; 4 holds
@@ -63,6 +61,24 @@ class SourceReport:
     backing_off_until: datetime | None = None  # not fetched this pass
     not_modified: bool = False
     touched_tags: frozenset[str] = frozenset()  # slugs whose feeds this source's save changed
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What the log says of a source's saved articles, beside the save's own counts."""
+
+    notes: tuple[str, ...]
+    undated: int
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """What a source's work left with the store: its report, final once `committed` is."""
+
+    report: SourceReport
+    committed: asyncio.Future[Any] | None = None  # None: nothing to save (left for next pass)
+    saved: Saved | None = None  # articles were saved: the counts come with the commit
+    next_try: datetime | None = None  # a failure: when the source is tried again
 
 
 @dataclass
@@ -109,7 +125,7 @@ class Ingest:
         """How many documents a pass of these sources works on in-process: what counts is the
         bodies it expects (sources without validators send one), not the sources it asks. A
         re-pass of 1000 304s and one changed feed parses that one here rather than start a
-        worker for it (0.07 s less, in alternating runs of `run --once`)."""
+        worker for it."""
         expected = sum(
             source.kind != "posts" and not (state.etag or state.last_modified)
             for source, state in chosen
@@ -121,86 +137,79 @@ class Ingest:
         (the shared transaction commits about once a second)."""
         with self._saves.expecting():
             try:
-                finish = await self._ingest(source, state)
+                submitted = await self._refresh(source, state)
             except Exception as error:  # whatever broke, it breaks this source alone
                 log.debug("%s: failed", source.name, exc_info=True)
-                finish = await self._failed(source, state, describe(error), None)
+                submitted = await self._submit_failure(source, state, describe(error), None)
         try:
-            return await finish()
+            return await self._report(submitted)
         except Exception as error:  # its save was refused and rolled back
             log.debug("%s: save failed", source.name, exc_info=True)
             reason = f"store: {describe(error)}"
         try:
-            return await (await self._failed(source, state, reason, None))()
+            return await self._report(await self._submit_failure(source, state, reason, None))
         except Exception:  # the store cannot even take the failure: report it all the same
             log.exception("%s: failed, and its state could not be saved", source.name)
             return SourceReport(source.name, error=reason)
 
-    async def _ingest(self, source: SourceConfig, state: SourceState) -> Finish:
+    async def _refresh(self, source: SourceConfig, state: SourceState) -> Submitted:
+        """The whole job of one source, up to its save in the shared transaction."""
         recipe = Recipe.of(self.config, source)
-        if source.kind == "posts" and source.path is not None:
-            processed = await self._cpu("process_posts", source.path, recipe)
-            return await self._save(source, state, processed, None)
+        if source.kind == "posts":
+            processed = await self._cpu(process.process_posts, source.path, recipe)
+            return await self._submit(source, state, processed, None)
+
         async with self._turns:
             if self._stopping():
-                return _when(None, SourceReport(source.name))  # still due: the next pass
+                return Submitted(SourceReport(source.name))  # still due: the next pass
             fetch = await self._fetch(source, state, poll_url(source.url or "", state))
         if fetch.error:
-            return await self._failed(source, state, fetch.error, fetch)
+            return await self._submit_failure(source, state, fetch.error, fetch)
         if fetch.not_modified or fetch.document is None:
-            return await self._unchanged(source, state, fetch)
-        if source.kind != "feed":
+            return await self._submit_unchanged(source, state, fetch)
+
+        if source.kind == "page":
             processed = await self._pages(source, fetch.document, recipe)
-            return await self._save(source, state, processed, fetch)
+            return await self._submit(source, state, processed, fetch)
+
         digest = body_digest(fetch.document, recipe)
         if digest == state.body_digest:
             # A server that sends no validators (or ignores them) resent what was processed
             # last time: nothing in it can be new or changed.
             log.debug("%s: same body as last time", source.name)
-            return await self._unchanged(source, state, fetch)
-        # From here the ticket alone holds the body: it may wait in a file.
+            return await self._submit_unchanged(source, state, fetch)
+        # From here the ticket alone holds the body: it may wait in a file. Its place is given
+        # back once the save is in the transaction, before the commit.
         ticket = self._waiting.ticket(fetch.document)
         fetch = replace(fetch, document=None)
         try:
             async with ticket as document:
                 if self._stopping():  # it waited: left for the next pass, which fetches it
-                    return _when(None, SourceReport(source.name))
-                processed = await self._cpu("process_feed", document, recipe)
-                return await self._save(source, state, processed, fetch, digest)
+                    return Submitted(SourceReport(source.name))
+                processed = await self._cpu(process.process_feed, document, recipe)
+                return await self._submit(source, state, processed, fetch, digest)
         except SourceError as error:  # its file could not be read back
-            return await self._failed(source, state, error.reason, fetch)
+            return await self._submit_failure(source, state, error.reason, fetch)
 
-    async def _unchanged(
-        self, source: SourceConfig, state: SourceState, fetch: FetchResult
-    ) -> Finish:
-        interval = self.config.interval(source)
-        unchanged = succeeded(
-            state, self.now, interval, result="not modified", fetch=fetch, configured_url=source.url
-        )
-        committed = await self._saves.submit(lambda transaction: transaction.save_state(unchanged))
-        log.debug("%s: not modified", source.name)
-        return _when(committed, SourceReport(source.name, not_modified=True))
-
-    async def _save(
+    async def _submit(
         self,
         source: SourceConfig,
         state: SourceState,
         processed: Processed,
         fetch: FetchResult | None,
         digest: str | None = None,
-    ) -> Finish:
+    ) -> Submitted:
         """Cluster and save what the CPU work made of a source; its error fails the source.
         `digest`: the body's (see body_digest), kept with the new state on success."""
         if processed.error:
-            return await self._failed(source, state, processed.error, fetch)
+            return await self._submit_failure(source, state, processed.error, fetch)
         interval = self.config.interval(source)
         new_state = succeeded(state, self.now, interval, fetch=fetch, configured_url=source.url)
-        if digest is not None:
-            new_state = replace(new_state, body_digest=digest)
         articles = list(processed.articles)
         undated = sum(not article.dated for article in articles)
         new_state = replace(
             new_state,
+            body_digest=new_state.body_digest if digest is None else digest,
             skipped=len(processed.problems),
             undated=undated,
             limited=processed.limited,
@@ -213,47 +222,60 @@ class Ingest:
             clustered = cluster(self.config, transaction, articles)
             return transaction.save_articles(source.name, clustered, new_state)
 
-        committed = await self._saves.submit(cluster_and_save)
-        # finish() keeps what the report needs, not the articles: those are in the
+        # What is kept for the report is its messages, not the articles: those are in the
         # transaction now, and its commit may be a second away.
-        problems, notes = processed.problems, processed.notes
+        return Submitted(
+            SourceReport(source.name, skipped=processed.problems),
+            await self._saves.submit(cluster_and_save),
+            saved=Saved(processed.notes, undated),
+        )
 
-        async def finish() -> SourceReport:
-            saved: SaveResult = await committed
-            for message in notes:
-                log.info("%s: %s", source.name, message)
-            for message in problems:
-                log.warning("%s: skipped %s", source.name, message)
-            log.info(
-                "%s: %d new, %d changed, %d skipped, %d undated (dated when first seen)",
-                source.name,
-                len(saved.new),
-                len(saved.changed),
-                len(problems),
-                undated,
-            )
-            return SourceReport(
-                source.name,
-                new=len(saved.new),
-                changed=len(saved.changed),
-                skipped=problems,
-                touched_tags=saved.touched_tags,
-            )
+    async def _submit_unchanged(
+        self, source: SourceConfig, state: SourceState, fetch: FetchResult
+    ) -> Submitted:
+        interval = self.config.interval(source)
+        unchanged = succeeded(
+            state, self.now, interval, result="not modified", fetch=fetch, configured_url=source.url
+        )
+        committed = await self._saves.submit(lambda transaction: transaction.save_state(unchanged))
+        log.debug("%s: not modified", source.name)
+        return Submitted(SourceReport(source.name, not_modified=True), committed)
 
-        return finish
-
-    async def _failed(
+    async def _submit_failure(
         self, source: SourceConfig, state: SourceState, error: str, fetch: FetchResult | None
-    ) -> Finish:
+    ) -> Submitted:
         new_state = failed(state, self.now, self.config.interval(source), error, fetch=fetch)
         committed = await self._saves.submit(lambda transaction: transaction.save_state(new_state))
+        return Submitted(
+            SourceReport(source.name, error=error), committed, next_try=new_state.next_fetch_at
+        )
 
-        async def finish() -> SourceReport:
-            await committed
-            log.error("%s: failed: %s (next try %s)", source.name, error, new_state.next_fetch_at)
-            return SourceReport(source.name, error=error)
-
-        return finish
+    async def _report(self, submitted: Submitted) -> SourceReport:
+        """The source's report once what it submitted has committed, and its lines in the log."""
+        result = await submitted.committed if submitted.committed is not None else None
+        report = submitted.report
+        if report.error:
+            log.error("%s: failed: %s (next try %s)", report.name, report.error, submitted.next_try)
+        if submitted.saved is None or not isinstance(result, SaveResult):
+            return report
+        for message in submitted.saved.notes:
+            log.info("%s: %s", report.name, message)
+        for message in report.skipped:
+            log.warning("%s: skipped %s", report.name, message)
+        log.info(
+            "%s: %d new, %d changed, %d skipped, %d undated (dated when first seen)",
+            report.name,
+            len(result.new),
+            len(result.changed),
+            len(report.skipped),
+            submitted.saved.undated,
+        )
+        return replace(
+            report,
+            new=len(result.new),
+            changed=len(result.changed),
+            touched_tags=result.touched_tags,
+        )
 
     async def _pages(self, source: SourceConfig, listing: Document, recipe: Recipe) -> Processed:
         """A listing page: fetch each article it links that this source has not stored yet."""
@@ -273,7 +295,7 @@ class Ingest:
             if result.document is None:
                 problems.append(f"{link}: {result.error or 'no body'}")
             else:
-                jobs.append(self._cpu("process_article_page", result.document, recipe))
+                jobs.append(self._cpu(process.process_article_page, result.document, recipe))
         articles: list[Article] = []
         limited = 0
         for processed in await asyncio.gather(*jobs):
@@ -295,15 +317,15 @@ class Ingest:
             )
         )
 
-    async def _cpu(self, job: str, *args: object) -> Processed:
-        """Run aggregator.pipeline.process.<job>(*args) in a worker, or on a thread here."""
+    async def _cpu(self, job: process.Job, *args: object) -> Processed:
+        """`job(*args)` in a worker process, or on a thread here (see `workers`)."""
         if self.workers is None:
-            return await asyncio.to_thread(run_job, job, *args)
+            return await asyncio.to_thread(process.run_job, job, *args)
         pool = self.workers(self.inline_jobs <= 0)
         if pool is None:
             self.inline_jobs -= 1
-            return await asyncio.to_thread(run_job, job, *args)
-        return await self._loop.run_in_executor(pool, run_job, job, *args)
+            return await asyncio.to_thread(process.run_job, job, *args)
+        return await self._loop.run_in_executor(pool, process.run_job, job, *args)
 
     async def _db(self, function: Callable[..., T], *args: object) -> T:
         return await self._loop.run_in_executor(self.writer, function, *args)
@@ -318,12 +340,3 @@ def body_digest(document: Document, recipe: Recipe) -> str:
     digest.update(repr(context).encode())
     digest.update(document.data)
     return digest.hexdigest()
-
-
-def _when(committed: asyncio.Future[None] | None, report: SourceReport) -> Finish:
-    async def finish() -> SourceReport:
-        if committed is not None:
-            await committed
-        return report
-
-    return finish

@@ -1,30 +1,49 @@
 """The CPU side of a pass, run in worker processes: parse, clean, tag and identify.
 
-Everything here takes and returns picklable records, and reports trouble as data (a problem
-message, or `error` for the whole source) rather than raising across the process boundary.
+The main process submits `run_job(job, *args)` with one of the jobs below. Everything here
+takes and returns picklable records, and reports trouble as data (a problem message, or
+`error` for the whole source) rather than raising across the process boundary.
+
+Each job imports the stages it runs when it first runs, in the process that runs it: the main
+process of a pass of 304s, which only refers to the jobs, never loads lxml, nh3 or numpy.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeAlias
 from zoneinfo import ZoneInfo
 
-from aggregator.clean import clean_html
-from aggregator.dedupe import identify
 from aggregator.errors import AggregatorError, EntryError, describe
 from aggregator.models import Article, Document, Entry, Limits
-from aggregator.parse import extract_article, parse_feed, parse_post
 from aggregator.pipeline.recipe import Processed, Recipe
-from aggregator.sources.posts import read_posts
 from aggregator.tags import TagRule, rule_tags, unique_tags
 
-__all__ = ["Processed", "Recipe", "process_article_page", "process_feed", "process_posts"]
+log = logging.getLogger("aggregator")
+
+Job: TypeAlias = Callable[..., Processed]
+
+
+def run_job(job: Job, *args: object) -> Processed:
+    """`job(*args)`, whatever it raises turned into a failed source, as data: an exception
+    pickled across the process boundary could carry what does not unpickle, and would say
+    less."""
+    try:
+        return job(*args)
+    except Exception as error:
+        log.debug("%s failed", job.__name__, exc_info=True)
+        return Processed(error=describe(error))
 
 
 def process_posts(folder: Path, recipe: Recipe) -> Processed:
+    from aggregator.parse import parse_post
+    from aggregator.sources.posts import read_posts
+
     try:
         documents = list(read_posts(recipe.source, folder))
     except AggregatorError as error:
@@ -43,6 +62,8 @@ def process_posts(folder: Path, recipe: Recipe) -> Processed:
 
 
 def process_feed(document: Document, recipe: Recipe) -> Processed:
+    from aggregator.parse import parse_feed
+
     try:
         feed = parse_feed(document, ZoneInfo(recipe.zone))
     except EntryError as error:
@@ -57,6 +78,8 @@ def process_feed(document: Document, recipe: Recipe) -> Processed:
 
 
 def process_article_page(document: Document, recipe: Recipe) -> Processed:
+    from aggregator.parse import extract_article
+
     try:
         entry = extract_article(
             document,
@@ -90,6 +113,9 @@ def _articles(entries: list[Entry], problems: list[str], recipe: Recipe) -> Proc
 
 def _article(entry: Entry, recipe: Recipe, rules: tuple[TagRule, ...]) -> tuple[Article, bool]:
     """The entry cleaned, tagged and identified, and whether it was cut to the limits."""
+    from aggregator.clean import clean_html
+    from aggregator.dedupe import identify
+
     entry, cut = _within_limits(entry, recipe.limits)
     drop, drop_text = recipe.clean_rules(entry.link)
     cleaned = clean_html(

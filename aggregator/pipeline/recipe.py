@@ -1,22 +1,17 @@
-"""What the main process hands a worker process, and what it hands back; kept light.
+"""What the main process hands a worker process (a Recipe), and what it hands back (Processed).
 
-The main process of a pass builds Recipes and submits jobs by name (`run_job`), so it never
-imports the parse, clean and dedupe stages (lxml, nh3, numpy) unless it does CPU work itself:
-a pass of 304s, and the memory of an idle daemon, do not pay for them.
+Workers never load the config model (pydantic): the Recipe carries what they need of it.
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from aggregator.errors import describe
 from aggregator.models import Article, Limits
 
-if TYPE_CHECKING:  # workers never load the config model (pydantic): the Recipe carries it
+if TYPE_CHECKING:
     from aggregator.config import Config, SourceConfig
 
 
@@ -78,18 +73,3 @@ class Processed:
     notes: tuple[str, ...] = ()  # how the source was read, when that is worth a line in the log
     limited: int = 0  # entries cut to the limits (HTML depth, categories, title)
     error: str | None = None  # the whole source could not be read
-
-
-def run_job(name: str, *args: Any) -> Processed:
-    """Call aggregator.pipeline.process.<name>(*args): what the main process submits to a
-    worker, so that pickling the call needs no import of the CPU stages on its side.
-
-    Whatever the job raises fails its source alone, as data: an exception pickled across the
-    process boundary could carry what does not unpickle, and would say less."""
-    try:
-        process = importlib.import_module("aggregator.pipeline.process")
-        result: Processed = getattr(process, name)(*args)
-    except Exception as error:
-        logging.getLogger("aggregator").debug("%s failed", name, exc_info=True)
-        return Processed(error=describe(error))
-    return result

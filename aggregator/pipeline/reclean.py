@@ -18,8 +18,8 @@ from aggregator.config import Config, SourceConfig
 from aggregator.dedupe import identify
 from aggregator.errors import AggregatorError
 from aggregator.models import Article, Entry, RuleHit
-from aggregator.pipeline.process import Recipe
 from aggregator.pipeline.publish import publish
+from aggregator.pipeline.recipe import Recipe
 from aggregator.store import Store
 from aggregator.urls import canonical_url, is_web_url
 
