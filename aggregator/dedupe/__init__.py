@@ -34,7 +34,6 @@ from aggregator.dedupe.clusters import (
 
 if TYPE_CHECKING:
     from aggregator.dedupe.identity import (
-        LSH_ROWS,
         MIN_HASHED_CHARS,
         article_id,
         identify,
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_NEAR_SETTINGS",
-    "LSH_ROWS",
     "MIN_HASHED_CHARS",
     "NearFingerprint",
     "NearSettings",
@@ -61,7 +59,6 @@ __all__ = [
 # The worker half imports numpy (16 MB); the main process, which only clusters and merges,
 # gets these names from here without loading it.
 _LAZY = {
-    "LSH_ROWS": "identity",
     "MIN_HASHED_CHARS": "identity",
     "article_id": "identity",
     "identify": "identity",

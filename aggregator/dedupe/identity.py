@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from aggregator.dedupe.lsh import ROWS_PER_BAND, band_keys_of
+from aggregator.dedupe.lsh import band_keys_of
 from aggregator.dedupe.minhash import MIN_CHARS, normalise, signatures
 from aggregator.models import Article, CleanedHtml, Entry
 from aggregator.urls import remove_tracking_parameters
@@ -22,9 +22,8 @@ _UUID5_SET = (5 << 76) | (0x8000 << 48)
 MIN_HASHED_CHARS = MIN_CHARS
 # LSH banding: the 128 MinHash values in 32 bands of 4. Two texts become candidates when one
 # band is equal in both: probability 1 − (1 − J⁴)³², 0.87 at J = 0.5, 0.99 at J = 0.6. The 32
-# values of the lead add 8 bands, numbered after those. The store indexes the same bands
-# (aggregator.dedupe.lsh computes them for both).
-LSH_ROWS = ROWS_PER_BAND
+# values of the lead add 8 bands, numbered after those (aggregator.dedupe.lsh); the store
+# indexes the keys each article carries.
 
 
 def article_id(source: str, key: str) -> str:

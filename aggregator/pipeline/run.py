@@ -251,9 +251,8 @@ def _worker_pool(start: bool = True) -> Executor | None:
 
 def worker_count(cpus: int | None = None) -> int:
     """One worker process per core but the one the main process keeps busy: in a large pass
-    it fetches, unpickles, clusters and writes about 40% of the pass's CPU. On 2 cores a second
-    worker made the 20k-article benchmark no faster (29.6/31.6 s against 28.8/32.0 s, taken in
-    turns) and cost 60 MB of RSS (benchmarks/README.md)."""
+    it fetches, unpickles, clusters and writes a large share of the pass's CPU; on 2 cores a
+    second worker made the first pass no faster and cost its RSS (benchmarks/README.md)."""
     return max(1, (cpus or os.cpu_count() or 2) - 1)
 
 

@@ -22,8 +22,8 @@ _SQLITE_PRAGMAS = (
     f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
     # Before WAL, whose switch writes the file's header: a new file only (an existing one keeps
     # its size). An article row, raw and clean HTML, is about 18 KB: one or two 16 KB pages
-    # rather than a chain of five 4 KB ones, and fewer, larger writes per commit (a 20k-article
-    # first pass: 1.5-2 s less CPU in the main process).
+    # rather than a chain of five 4 KB ones, and fewer, larger writes per commit
+    # (benchmarks/README.md, store_save.py).
     "PRAGMA page_size = 16384",
     "PRAGMA journal_mode = WAL",
     "PRAGMA foreign_keys = ON",

@@ -95,8 +95,7 @@ def _has_tagged_member(connection: Connection, tag_id: int) -> ColumnElement[boo
     A large tag is checked story by story: the query walks the stories newest first and
     stops at the feed's limit, a few dozen checks for a tag most articles carry, whatever the
     store's size. A small one is listed member by member instead: walking would visit every
-    story of the store before it found a rare tag's few. (The list for a tag on every article
-    cost 650 ms at 100k stored articles: benchmarks/render_queries.py.)"""
+    story of the store before it found a rare tag's few (benchmarks/render_queries.py)."""
     # Aliased, or SQLAlchemy would correlate the subqueries with the outer `article`.
     member = ARTICLE.alias("member")
     links = select(ARTICLE_TAG.c.article_id).where(ARTICLE_TAG.c.tag_id == tag_id)
