@@ -339,9 +339,10 @@ def scale(size: int, queries: int, folder: Path, reuse: bool) -> None:
                 else:
                     index = int(rng.integers(size)) | 1  # odd: never planted
                 article = _query(index, size, planted, rng)
-                start = time.perf_counter()
-                result = store.near_candidates([article], WINDOW)
-                elapsed = time.perf_counter() - start
+                with store.transaction("querying") as transaction:  # as clustering does
+                    start = time.perf_counter()
+                    result = transaction.near_candidates([article], WINDOW)
+                    elapsed = time.perf_counter() - start
                 if round_ == 0:
                     continue
                 if index in planted:

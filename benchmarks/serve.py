@@ -41,6 +41,7 @@ from aggregator.models import Article, SourceState  # noqa: E402
 from aggregator.store import Store  # noqa: E402
 from tests.daemonproc import Daemon, free_port  # noqa: E402
 from tests.farm import Farm, FarmConfig  # noqa: E402
+from tests.helpers import save_articles  # noqa: E402
 
 SOURCES = 100
 TAGS = 20
@@ -94,7 +95,7 @@ def fill_store(url: str, articles: int) -> None:
                     cluster_id=ident,
                 )
             )
-        store.save_articles(source, batch, SourceState(name=source))
+        save_articles(store, source, batch, SourceState(name=source))
     store.close()
 
 

@@ -7,14 +7,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from aggregator.models import Entry
+from aggregator.models import Article, Entry, KnownCopy, NearCandidate, SourceState
+from aggregator.store import SaveResult, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,3 +134,32 @@ def run_measured(config: Path, *args: str, timeout: float = 300) -> Measured:
     return Measured(
         done.returncode, done.stderr, seconds, int(printed[-1]) / 1024 if printed else 0
     )
+
+
+# Writes go through a transaction (Store.transaction), as the pipeline's do; one each here.
+
+
+def save_articles(
+    store: Store, source: str, articles: Sequence[Article], state: SourceState
+) -> SaveResult:
+    with store.transaction(f"saving {source}") as transaction:
+        return transaction.save_articles(source, articles, state)
+
+
+def save_state(store: Store, state: SourceState) -> None:
+    with store.transaction(f"saving the state of {state.name}") as transaction:
+        transaction.save_state(state)
+
+
+def near_candidates(
+    store: Store, articles: Sequence[Article], window: timedelta
+) -> dict[str, list[NearCandidate]]:
+    with store.transaction() as transaction:
+        return transaction.near_candidates(articles, window)
+
+
+def find_clusters(
+    store: Store, canonical_urls: Sequence[str], content_hashes: Sequence[str]
+) -> dict[str, tuple[KnownCopy, ...]]:
+    with store.transaction() as transaction:
+        return transaction.find_clusters(canonical_urls, content_hashes)

@@ -41,7 +41,7 @@ from aggregator.errors import ConfigError
 from aggregator.models import Article, CleanedHtml, Entry, SourceState
 from aggregator.pipeline.cluster import cluster
 from aggregator.store import Store
-from tests.helpers import run_aggregator
+from tests.helpers import near_candidates, run_aggregator, save_articles
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -75,7 +75,7 @@ def _article(source: str, key: str, text: str, when: datetime = WHEN) -> Article
 def _save(store: Store, *articles: Article) -> None:
     for source in dict.fromkeys(article.source for article in articles):
         mine = [article for article in articles if article.source == source]
-        store.save_articles(source, mine, SourceState(name=source, last_result="ok"))
+        save_articles(store, source, mine, SourceState(name=source, last_result="ok"))
 
 
 def _ingest(store: Store, *articles: Article, config: Config | None = None) -> list[Article]:
@@ -253,7 +253,7 @@ def test_candidates_come_from_the_store(store: Store) -> None:
     _save(store, original, other, short)
     copy = _article("b", "1", _text("en_fed_edited_lead", "b"), WHEN + timedelta(hours=2))
 
-    found = store.near_candidates([copy, original, short], timedelta(days=7))
+    found = near_candidates(store, [copy, original, short], timedelta(days=7))
     assert set(found) == {copy.id}  # never itself, nothing for a text without a signature
     (candidate,) = found[copy.id]
     assert candidate.article_id == original.id
@@ -273,7 +273,7 @@ def test_candidates_respect_the_window(store: Store) -> None:
     inside = _article("b", "1", text, WHEN + timedelta(days=7))
     before = _article("b", "2", text, WHEN - timedelta(days=6))
     outside = _article("b", "3", text, WHEN + timedelta(days=7, minutes=1))
-    found = store.near_candidates([inside, before, outside], timedelta(days=7))
+    found = near_candidates(store, [inside, before, outside], timedelta(days=7))
     assert set(found) == {inside.id, before.id}
 
 
@@ -282,7 +282,7 @@ def test_an_excerpt_meets_its_full_text_through_the_lead(store: Store) -> None:
     _save(store, full)
     excerpt = _article("b", "1", _text("seed_2_excerpt", "b"))
     assert estimate_jaccard(full.minhash, excerpt.minhash) < 0.35  # too low for its own bands
-    found = store.near_candidates([excerpt], timedelta(days=7))
+    found = near_candidates(store, [excerpt], timedelta(days=7))
     assert [candidate.article_id for candidate in found[excerpt.id]] == [full.id]
 
 
@@ -292,15 +292,15 @@ def test_the_index_follows_changed_articles(store: Store, store_url: str) -> Non
     _save(store, article, unrelated)
     assert _index_rows(store_url) == (2, 2 * BANDS_PER_ARTICLE)
     copy = _article("b", "1", _text("zh_metro_junk", "b"))
-    assert store.near_candidates([copy], timedelta(days=7))
+    assert near_candidates(store, [copy], timedelta(days=7))
 
     rewritten = _article("a", "1", _text("en_quake_trimmed", "a"))
     assert rewritten.id == article.id
     _save(store, rewritten, unrelated)
-    assert store.near_candidates([copy], timedelta(days=7)) == {}
+    assert near_candidates(store, [copy], timedelta(days=7)) == {}
     assert _index_rows(store_url) == (2, 2 * BANDS_PER_ARTICLE)
     quake = _article("b", "2", _text("en_quake_trimmed", "b"))
-    assert [c.article_id for c in store.near_candidates([quake], timedelta(days=7))[quake.id]] == [
+    assert [c.article_id for c in near_candidates(store, [quake], timedelta(days=7))[quake.id]] == [
         article.id
     ]
 

@@ -19,6 +19,7 @@ from aggregator.store.engine import write_transaction
 from aggregator.store.near import pack, pack_keys
 from aggregator.store.rows import article_values, state_values
 from aggregator.store.tables import ARTICLE, ARTICLE_NEAR, SOURCE_STATE
+from tests.helpers import near_candidates, save_articles
 from tests.test_near_dupes import BANDS_PER_ARTICLE, WHEN, _article, _index_rows, _text
 from tests.test_store import MINUS5, UTC8, fetch, make, state
 
@@ -46,7 +47,7 @@ def test_plain_rows_are_the_rows_core_writes(store: Store, store_url: str) -> No
     )
     core = replace(plain, id="core-1", source="core", key="1", cluster_id="core-1")
     moment = datetime(2024, 3, 2, 8, 30, tzinfo=MINUS5)
-    store.save_articles("plain", [plain], state("plain", last_fetch_at=moment, error_streak=2))
+    save_articles(store, "plain", [plain], state("plain", last_fetch_at=moment, error_streak=2))
     first_seen = _columns(store_url, "article", f"id = '{plain.id}'")["first_seen"]
     with write_transaction(store._engine) as connection:
         values = article_values(core, datetime.now(UTC))
@@ -104,7 +105,7 @@ def test_held_band_rows_are_seen_within_the_transaction(store: Store, store_url:
         (joined,) = _ingest(transaction, copy)
         assert joined.cluster_id == first.id  # found through the rows not inserted yet
     assert _index_rows(store_url) == (2, 2 * BANDS_PER_ARTICLE)
-    found = store.near_candidates([replace(copy, id="other")], timedelta(days=7))
+    found = near_candidates(store, [replace(copy, id="other")], timedelta(days=7))
     assert {c.article_id for c in found["other"]} == {first.id, copy.id}
     for candidate in found["other"]:  # times as UTCDateTime reads them: aware, in UTC
         for moment in (candidate.published, candidate.cluster_published):
@@ -123,10 +124,10 @@ def test_an_article_changed_twice_in_one_transaction_keeps_only_its_last_bands(
         _ingest(transaction, rewritten)
     assert _index_rows(store_url) == (1, BANDS_PER_ARTICLE)
     old_copy = _article("b", "1", _text("zh_metro_junk", "b"))
-    assert store.near_candidates([old_copy], timedelta(days=7)) == {}
+    assert near_candidates(store, [old_copy], timedelta(days=7)) == {}
     new_copy = _article("b", "2", _text("en_quake_trimmed", "b"))
     assert [
-        c.article_id for c in store.near_candidates([new_copy], timedelta(days=7))[new_copy.id]
+        c.article_id for c in near_candidates(store, [new_copy], timedelta(days=7))[new_copy.id]
     ] == [article.id]
 
 
@@ -140,9 +141,9 @@ def test_a_failed_transaction_leaves_no_band_rows(store: Store, store_url: str) 
 
 def test_find_clusters_keeps_the_oldest_story_for_links_and_texts(store: Store) -> None:
     old = make("a", "1", content_hash="h", link="https://example.org/x")
-    store.save_articles("a", [old], state("a"))
+    save_articles(store, "a", [old], state("a"))
     newer = make("b", "1", content_hash="h", link="https://example.org/x")
-    store.save_articles("b", [replace(newer, cluster_id=newer.id)], state("b"))
+    save_articles(store, "b", [replace(newer, cluster_id=newer.id)], state("b"))
     with store.transaction() as transaction:
         found = transaction.find_clusters(["https://example.org/x", "https://no.example"], ["h"])
     oldest = {asked: copies[0].cluster_id for asked, copies in found.items()}

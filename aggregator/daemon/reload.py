@@ -69,5 +69,6 @@ def apply_intervals(running: Config, loaded: Config, store: Store) -> None:
         if state is None or state.last_fetch_at is None or state.error_streak:
             continue  # never fetched: due now anyway; failing: its backoff stands
         due = state.last_fetch_at + loaded.interval(source)
-        store.save_state(dataclasses.replace(state, next_fetch_at=due))
+        with store.transaction(f"saving the state of {source.name}") as transaction:
+            transaction.save_state(dataclasses.replace(state, next_fetch_at=due))
         log.info("%s: interval now %s; next fetch %s", source.name, loaded.interval(source), due)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import text
@@ -17,8 +17,6 @@ from aggregator.errors import StoreError
 from aggregator.models import (
     Article,
     DailyCounts,
-    KnownCopy,
-    NearCandidate,
     RuleHit,
     SourceState,
     TagSummary,
@@ -33,7 +31,6 @@ from aggregator.store.engine import (
     store_errors,
     write_transaction,
 )
-from aggregator.store.writes import SaveResult
 
 MIGRATIONS = "aggregator.store:migrations"
 _REVISIONS = Path(__file__).resolve().parent / "migrations" / "versions"
@@ -118,22 +115,6 @@ class Store:
             yield transaction
             transaction.finish()
 
-    def find_clusters(
-        self, canonical_urls: Collection[str], content_hashes: Collection[str]
-    ) -> dict[str, tuple[KnownCopy, ...]]:
-        with self._reading() as conn:
-            return reads.find_clusters(conn, canonical_urls, content_hashes)
-
-    def save_articles(
-        self, source: str, articles: Sequence[Article], state: SourceState
-    ) -> SaveResult:
-        with self.transaction(f"saving {source}") as transaction:
-            return transaction.save_articles(source, articles, state)
-
-    def save_state(self, state: SourceState) -> None:
-        with self.transaction(f"saving the state of {state.name}") as transaction:
-            transaction.save_state(state)
-
     def changes_to_render(self, output: str) -> tuple[int, frozenset[str] | None]:
         """The newest feed change, and the tag slugs changed since the output folder `output`
         rendered last ("" for the feed of every story); None when it never did."""
@@ -183,14 +164,6 @@ class Store:
     def article(self, article_id: str) -> Article | None:
         with self._reading() as conn:
             return reads.article(conn, article_id)
-
-    def near_candidates(
-        self, articles: Sequence[Article], window: timedelta
-    ) -> dict[str, list[NearCandidate]]:
-        """Per article id: the stored articles its MinHash shares an LSH band with, published
-        within `window` of it (itself excepted). Articles without a signature get none."""
-        with self._reading() as conn:
-            return StoreTransaction(conn).near_candidates(articles, window)
 
     def shared_clusters(self, limit: int) -> list[tuple[Article, ...]]:
         """Stories carried by more than one article, newest first, first article first."""
