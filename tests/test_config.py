@@ -94,3 +94,14 @@ def test_config_path_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGGREGATOR_CONFIG", "/etc/aggregator/a.yaml")
     assert config_path(None) == Path("/etc/aggregator/a.yaml")
     assert config_path("mine.yaml") == Path("mine.yaml")
+
+
+def test_a_listing_selector_may_use_what_soupsieve_reads(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    source = "{name: city, kind: page, url: 'https://news.example.org/', selector: %s}"
+    path.write_text("sources:\n  - " + source % "'li:-soup-contains(\"Live\") > a'" + "\n")
+    (city,) = load_config(path).sources
+    assert city.selector == 'li:-soup-contains("Live") > a'
+    path.write_text("sources:\n  - " + source % "'li:has('" + "\n")
+    with pytest.raises(ConfigError, match="is not a CSS selector"):
+        load_config(path)

@@ -153,6 +153,17 @@ def _selector(selector: str) -> str:
     return selector
 
 
+def _listing_selector(selector: str) -> str:
+    # A listing page is read with Beautiful Soup, whose soupsieve knows more CSS than lxml.
+    import soupsieve  # noqa: PLC0415 - see _selector
+
+    try:
+        soupsieve.compile(selector)
+    except soupsieve.SelectorSyntaxError as error:
+        raise ValueError(f"{selector!r} is not a CSS selector: {error}") from None
+    return selector
+
+
 def _timezone(name: str) -> str:
     try:
         ZoneInfo(name)
@@ -223,6 +234,7 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(
 OutputDir = Annotated[Path, AfterValidator(_output_dir)]
 StoreUrl = Annotated[str, AfterValidator(_store_url)]
 Selector = Annotated[str, AfterValidator(_selector)]
+ListingSelector = Annotated[str, AfterValidator(_listing_selector)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 WebUrl = Annotated[str, AfterValidator(_web_url)]
@@ -288,7 +300,7 @@ class SourceConfig(_Strict):
     # feed under a public-looking name); by default a public name resolving inside is refused.
     private_network: bool = False
     # page sources: CSS selectors on the listing page and on each article page
-    selector: Selector | None = None
+    selector: ListingSelector | None = None  # any CSS selector soupsieve reads
     content_selector: Selector | None = None
     title_selector: Selector | None = None
     date_selector: Selector | None = None

@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from bs4 import BeautifulSoup, Tag
 from cssselect import SelectorError
 from lxml import etree
 from lxml import html as lxml_html
+from soupsieve import SelectorSyntaxError
 
 from aggregator.errors import EntryError
 from aggregator.models import Document, Entry
@@ -54,12 +56,17 @@ _IMAGE_META = ("og:image", "og:image:url", "twitter:image")
 
 def find_article_links(document: Document, selector: str) -> list[str]:
     """Absolute http(s) links the selector picks, in page order, each article once; the
-    selector may pick the <a> elements or containers holding one."""
-    root, base = _page(document)
+    selector may pick the <a> elements or containers holding one. Any CSS selector soupsieve
+    reads (`:has()`, `:is()`, `:nth-child(2 of .x)`, `:-soup-contains("text")`) works."""
+    soup, base = _soup(document)
+    try:
+        picked = soup.select(selector)
+    except SelectorSyntaxError as error:
+        raise EntryError(document.origin, f"bad CSS selector {selector!r}: {error}") from None
     found: dict[str, str] = {}
-    for element in _select(root, selector, document.origin):
-        anchor = element if element.tag == "a" else next(element.iter("a"), None)
-        href = anchor.get("href") if anchor is not None else None
+    for element in picked:
+        anchor = element if element.name == "a" else element.find("a")
+        href = _attribute(anchor, "href")
         if not href:
             continue
         url = absolute_url(href, base).split("#", 1)[0]
@@ -70,12 +77,12 @@ def find_article_links(document: Document, selector: str) -> list[str]:
 
 def discover_feeds(document: Document) -> list[str]:
     """The feeds a page announces with <link rel="alternate" type="...">, absolute, in order."""
-    root, base = _page(document)
+    soup, base = _soup(document)
     found: dict[str, None] = {}
-    for link in root.iter("link"):
-        rel = (link.get("rel") or "").lower().split()
-        kind = (link.get("type") or "").split(";")[0].strip().lower()
-        href = (link.get("href") or "").strip()
+    for link in soup.find_all("link"):
+        rel = [value.lower() for value in link.get_attribute_list("rel")]
+        kind = _attribute(link, "type").split(";")[0].strip().lower()
+        href = _attribute(link, "href").strip()
         # A WordPress page announces its REST API record as application/json; it is no feed.
         rest_api = kind == "application/json" and "/wp-json/" in href
         if "alternate" in rel and kind in _FEED_TYPES and href and not rest_api:
@@ -83,6 +90,23 @@ def discover_feeds(document: Document) -> list[str]:
             if is_web_url(url):
                 found.setdefault(url, None)
     return list(found)
+
+
+def _soup(document: Document) -> tuple[BeautifulSoup, str | None]:
+    """A listing page as Beautiful Soup reads it (lxml's parser underneath), and the URL its
+    links resolve against."""
+    text = decode_html(document.data, document.content_type, document.origin)
+    soup = BeautifulSoup(text, "lxml")
+    base = document.base_url or (document.origin if is_web_url(document.origin) else None)
+    declared = soup.find("base", href=True)
+    if isinstance(declared, Tag):
+        base = absolute_url(_attribute(declared, "href"), base)
+    return soup, base
+
+
+def _attribute(element: object, name: str) -> str:
+    value = element.get(name) if isinstance(element, Tag) else None
+    return value if isinstance(value, str) else ""
 
 
 def extract_article(
