@@ -183,23 +183,6 @@ def test_migrate_creates_the_schema_and_twice_is_a_no_op(store: Store, store_url
     assert store.article_count() == 1
 
 
-def test_migrating_a_new_store_leaves_pygments_out(tmp_path: Path) -> None:
-    """alembic's templates would load pygments (installed for rich) into the process that
-    migrates, a first pass's main process: 5 MB for error pages nobody sees."""
-    probe = (
-        "import sys\n"
-        "from aggregator.store import Store\n"
-        f"store = Store('sqlite:///{tmp_path / 'new.db'}')\n"
-        "store.migrate()\n"
-        "store.close()\n"
-        "print('alembic' in sys.modules, 'pygments' in sys.modules)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.split() == ["True", "False"]
-
-
 def test_sqlite_store_creates_its_folder(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "aggregator.db"
     store = Store(f"sqlite:///{path}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -65,11 +64,7 @@ class Store:
         moment waits, then finds the schema current.
         """
         if self._revision() == newest_revision():
-            return  # the common case, answered without importing alembic (a quarter second)
-        # alembic is imported only when there is something to do. Its templates (mako) would
-        # load pygments, there for rich, to colour error pages we never show: 5 MB and 20 ms.
-        # A None entry makes that import fail, and mako falls back to plain escaping.
-        sys.modules.setdefault("mako.ext.pygmentplugin", None)  # type: ignore[arg-type]
+            return  # the common case, answered without importing alembic (slow to import)
         from alembic import command  # noqa: PLC0415
         from alembic.config import Config  # noqa: PLC0415
         from alembic.util import CommandError  # noqa: PLC0415
