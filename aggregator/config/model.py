@@ -305,6 +305,11 @@ class SourceConfig(_Strict):
     title_selector: Selector | None = None
     date_selector: Selector | None = None
 
+    @property
+    def fetched(self) -> bool:
+        """Read over HTTP (a feed, or a listing page and its articles); else a local folder."""
+        return self.kind != "posts"
+
     @model_validator(mode="after")
     def _location_fits_kind(self) -> SourceConfig:
         if self.kind == "posts" and self.path is None:

@@ -127,7 +127,7 @@ class Ingest:
         re-pass of 1000 304s and one changed feed parses that one here rather than start a
         worker for it."""
         expected = sum(
-            source.kind != "posts" and not (state.etag or state.last_modified)
+            source.fetched and not (state.etag or state.last_modified)
             for source, state in chosen
         )
         return INLINE_JOBS if expected <= LARGE_PASS else 0
@@ -155,7 +155,7 @@ class Ingest:
     async def _refresh(self, source: SourceConfig, state: SourceState) -> Submitted:
         """The whole job of one source, up to its save in the shared transaction."""
         recipe = Recipe.of(self.config, source)
-        if source.kind == "posts":
+        if not source.fetched:
             processed = await self._cpu(process.process_posts, source.path, recipe)
             return await self._submit(source, state, processed, None)
 

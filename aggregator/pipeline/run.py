@@ -127,7 +127,7 @@ async def run_pass_async(
                 reports.append(SourceReport(source.name, backing_off_until=state.next_fetch_at))
         elif not due_only or is_due(state, now):
             chosen.append((source, state))
-    web = sum(source.kind != "posts" for source, _ in chosen)
+    web = sum(source.fetched for source, _ in chosen)
     with ThreadPoolExecutor(1, thread_name_prefix="store") as writer:
         async with Fetcher(
             per_host=config.defaults.per_host,
@@ -161,10 +161,10 @@ async def run_pass_async(
             # first (and speaks for it) does not depend on timing; then the web, concurrently.
             try:
                 for source, state in chosen:
-                    if source.kind == "posts":
+                    if not source.fetched:
                         reports.append(await one(source, state))
                 reports += await asyncio.gather(
-                    *(one(source, state) for source, state in chosen if source.kind != "posts")
+                    *(one(source, state) for source, state in chosen if source.fetched)
                 )
             finally:
                 ingest.close()

@@ -6,7 +6,7 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from aggregator.errors import RenderError
@@ -21,6 +21,10 @@ UNTITLED = "(untitled)"
 # Characters XML 1.0 forbids; lxml refuses them outright, so one stray byte would fail a feed.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# What as_uri lets through that a URI may not hold as it is (RFC 3986): the ASCII characters
+# outside its reserved and unreserved sets (`"<>\^`{|}`), and a `%` that starts no escape.
+_NOT_IN_URI = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]|%(?![0-9A-Fa-f]{2})")
+_MINUTE = timedelta(minutes=1)
 
 FORMATS = ("rss", "atom", "json")
 
@@ -29,9 +33,30 @@ def xml_text(text: str) -> str:
     return _XML_INVALID.sub("", text)
 
 
+def _percent(match: re.Match[str]) -> str:
+    return f"%{ord(match[0]):02X}"
+
+
+def link_uri(url: str) -> str:
+    """A web URL as a URI feeds can carry (RFC 3986, what the W3C validator checks): as_uri's
+    IDNA host and escapes, then every character a URI may not hold as it is percent-encoded:
+    `"<>\\^`{|}`, a `%` that starts no escape, `[` and `]` outside the host (only an IPv6
+    host holds them) and a second `#`. A URI comes back as it was."""
+    uri = _NOT_IN_URI.sub(_percent, as_uri(url))
+    scheme, slashes, rest = uri.partition("//")
+    cut = next((at for at, char in enumerate(rest) if char in "/?#"), len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    if "[" not in tail and "]" not in tail and tail.count("#") < 2:
+        return uri
+    head, hash_, fragment = tail.partition("#")
+    tail = head + hash_ + fragment.replace("#", "%23")
+    tail = tail.replace("[", "%5B").replace("]", "%5D")
+    return scheme + slashes + authority + tail
+
+
 def url_for(site: SiteSettings, relative: str) -> str:
     """Absolute URL of an output file; non-ASCII path segments are percent-encoded UTF-8."""
-    return site.base_url + quote(relative, safe="/")
+    return link_uri(site.base_url) + quote(relative, safe="/")
 
 
 def _check_slug(slug: str) -> str:
@@ -63,20 +88,34 @@ def item_page_path(item: FeedItem) -> str:
 def item_link(site: SiteSettings, item: FeedItem) -> str:
     """The article URL (as a URI: an IRI's non-ASCII percent-encoded), or the local page render
     writes for a story without one."""
-    return as_uri(item.link) if item.link else url_for(site, item_page_path(item))
+    return link_uri(item.link) if item.link else url_for(site, item_page_path(item))
 
 
 def whole_seconds(when: datetime) -> datetime:
-    """Feed dates in whole seconds: RFC 822 has no fractions, and readers compare dates."""
-    return when.replace(microsecond=0)
+    """A feed date as RFC 822 and RFC 3339 can write it: in whole seconds (RFC 822 has no
+    fractions, and readers compare dates), and with a zone offset in whole minutes. A date whose
+    offset has seconds (a zone's local mean time, before standard time) is the same instant in
+    UTC; at the very first or last day Python holds, where UTC is out of range, the time as
+    written, in UTC."""
+    when = when.replace(microsecond=0)
+    offset = when.utcoffset()
+    if offset is None or not offset % _MINUTE:
+        return when
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:
+        return when.replace(tzinfo=UTC)
 
 
 def item_title(item: FeedItem) -> str:
-    return item.title if item.title.strip() else UNTITLED
+    """The title, or UNTITLED when it has no character a feed can carry (blank, or nothing but
+    characters XML forbids: feedgen refuses an Atom entry without a title)."""
+    return item.title if xml_text(item.title).strip() else UNTITLED
 
 
 def item_author(item: FeedItem) -> str:
-    return item.author if item.author and item.author.strip() else item.source
+    """The author, or the source's name when it has no character a feed can carry."""
+    return item.author if item.author and xml_text(item.author).strip() else item.source
 
 
 def item_urn(item: FeedItem) -> str:

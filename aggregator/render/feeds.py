@@ -9,6 +9,8 @@ feedgen traps worked around here (feedgen 1.0):
 - an empty RSS description moves the content into <description> and drops content:encoded:
   fall back to the title so every item keeps both;
 - lxml raises on XML-invalid control characters: strip them from every text;
+- RSS dates are strftime's, whose %Y has no leading zeros below year 1000 (`1 Jan 1`, where
+  RFC 822 wants `1 Jan 0001`): pad them in the output when a feed has such a date;
 - Atom entry links lose rel/type (feedgen shadows its loop variable): harmless, rel defaults
   to alternate in Atom.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +42,9 @@ from aggregator.render.common import (
 
 GENERATOR = "aggregator"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+
+# An RSS date as feedgen writes it (`Mon, 01 Jan 1 00:00:00 +0000`) with a year of 1 to 3 digits.
+_SHORT_YEAR = re.compile(rb"(<(?:pubDate|lastBuildDate)>\w{3}, \d\d \w{3} )(\d{1,3}) ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +70,7 @@ def _generator(spec: FeedSpec, fmt: str, media_type: str) -> FeedGenerator:
     fg.generator(GENERATOR)
     # Order matters: RSS takes its channel <link> from the last call, atom:link self from the first.
     fg.link(href=spec.url(fmt), rel="self", type=media_type)
-    fg.link(href=spec.site.base_url, rel="alternate", type="text/html")
+    fg.link(href=url_for(spec.site, ""), rel="alternate", type="text/html")
     fg.updated(feed_updated(spec.items))
     return fg
 
@@ -97,6 +103,9 @@ def rss_bytes(spec: FeedSpec) -> bytes:
     fg.load_extension("dc", atom=False, rss=True)
     _add_entries(fg, spec, rss=True)
     data: bytes = fg.rss_str(pretty=True)
+    dates = [feed_updated(spec.items), *(whole_seconds(item.published) for item in spec.items)]
+    if min(date.year for date in dates) < 1000:
+        data = _SHORT_YEAR.sub(lambda match: match[1] + match[2].rjust(4, b"0") + b" ", data)
     return data
 
 
@@ -129,7 +138,7 @@ def json_bytes(spec: FeedSpec) -> bytes:
         "version": JSON_FEED_VERSION,
         "title": spec.title,
         "description": spec.description,
-        "home_page_url": spec.site.base_url,
+        "home_page_url": url_for(spec.site, ""),
         "feed_url": spec.url("json"),
         "authors": [{"name": spec.site.title}],
         "items": [_json_item(spec, item) for item in spec.items],
