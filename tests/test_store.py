@@ -26,7 +26,7 @@ from sqlalchemy import event
 
 from aggregator.errors import StoreError
 from aggregator.models import Article, SourceState, TagSummary
-from aggregator.store import SaveResult, Store, reads
+from aggregator.store import SaveResult, Store, feeds
 from aggregator.store.api import MIGRATIONS, newest_revision
 from aggregator.store.engine import write_transaction
 from aggregator.store.tables import METADATA
@@ -404,13 +404,13 @@ def test_tags_without_articles_are_not_listed(store: Store) -> None:
 # --- reading clusters ---
 
 
-# Both ways of finding a tag's stories (store/reads.py, _has_tagged_member): story by story for
+# Both ways of finding a tag's stories (store/feeds.py, _has_tagged_member): story by story for
 # a tag on many articles, member by member for a small one.
 @pytest.mark.parametrize("walk_from", [1, 10**9], ids=["tag-walked", "tag-listed"])
 def test_clusters_order_members_limit_and_tag_filter(
     store: Store, walk_from: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reads, "TAG_WALK_FROM", walk_from)
+    monkeypatch.setattr(feeds, "TAG_WALK_FROM", walk_from)
     # a3 (2024-03-02 01:00 UTC) is newer than a1 (2024-03-01 17:00 UTC) although its
     # wall-clock time reads earlier: ordering is by instant, not by the text of the date.
     a1 = make("a", "1", when=datetime(2024, 3, 2, 1, 0, tzinfo=UTC8), tags=["one"], identity="a1")
@@ -447,7 +447,7 @@ def test_the_feeds_newest_stories_and_daily_chart_are_read_from_an_index(
     statements the store really sends. (A small tag's few members are looked up by id.)"""
     if is_postgres(store_url):
         pytest.skip("SQLite's query plans; PostgreSQL plans with its own statistics")
-    monkeypatch.setattr(reads, "TAG_WALK_FROM", 1)  # "one" counts as a large tag
+    monkeypatch.setattr(feeds, "TAG_WALK_FROM", 1)  # "one" counts as a large tag
     story = make("a", "1", tags=["one"])
     save(store, "a", story, make("a", "2"))
     save(store, "b", make("b", "1", cluster=story))

@@ -20,7 +20,7 @@ from aggregator.models import (
     SourceState,
     TagSummary,
 )
-from aggregator.store import audit, near, reads, writes
+from aggregator.store import articles, audit, feeds, near, sources
 from aggregator.store.batch import StoreTransaction
 from aggregator.store.engine import (
     describe,
@@ -114,51 +114,51 @@ class Store:
         """The newest feed change, and the tag slugs changed since the output folder `output`
         rendered last ("" for the feed of every story); None when it never did."""
         with self._reading() as conn:
-            return reads.changes_to_render(conn, output)
+            return feeds.changes_to_render(conn, output)
 
     def rendered(self, output: str, upto: int) -> None:
         """`output` now shows every feed change up to `upto`."""
         with self._writing(f"marking {output} rendered") as conn:
-            writes.rendered(conn, output, upto)
+            feeds.rendered(conn, output, upto)
 
     def source_state(self, name: str) -> SourceState | None:
         with self._reading() as conn:
-            return reads.source_state(conn, name)
+            return sources.source_state(conn, name)
 
     def known_keys(self, source: str, keys: Sequence[str]) -> set[str]:
         """Which of these article keys the source already has stored."""
         with self._reading() as conn:
-            return reads.known_keys(conn, source, keys)
+            return articles.known_keys(conn, source, keys)
 
     def source_states(self) -> list[SourceState]:
         with self._reading() as conn:
-            return reads.source_states(conn)
+            return sources.source_states(conn)
 
     def source_item_counts(self) -> dict[str, int]:
         with self._reading() as conn:
-            return reads.source_item_counts(conn)
+            return sources.source_item_counts(conn)
 
     def article_count(self) -> int:
         with self._reading() as conn:
-            return reads.article_count(conn)
+            return articles.article_count(conn)
 
     def tag_summaries(self) -> list[TagSummary]:
         with self._reading() as conn:
-            return reads.tag_summaries(conn)
+            return feeds.tag_summaries(conn)
 
     def daily_counts(self, today: date, days: int = 30) -> DailyCounts:
         """Items per day per source and per tag, for the `days` days up to the newest day that
         has an item (at the latest `today`, so that future-dated items stretch nothing)."""
         with self._reading() as conn:
-            return reads.daily_counts(conn, today, days)
+            return feeds.daily_counts(conn, today, days)
 
     def clusters(self, tag_slug: str | None, limit: int) -> list[tuple[Article, ...]]:
         with self._reading() as conn:
-            return reads.clusters(conn, tag_slug, limit)
+            return feeds.clusters(conn, tag_slug, limit)
 
     def article(self, article_id: str) -> Article | None:
         with self._reading() as conn:
-            return reads.article(conn, article_id)
+            return articles.article(conn, article_id)
 
     def shared_clusters(self, limit: int) -> list[tuple[Article, ...]]:
         """Stories carried by more than one article, newest first, first article first."""

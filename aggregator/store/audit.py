@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from aggregator.models import Article, RuleHit
 from aggregator.store import near
-from aggregator.store.reads import _tags
+from aggregator.store.articles import tags_of
 from aggregator.store.rows import (
     article_from_row,
     audit_from_json,
@@ -36,7 +36,7 @@ def article_by_link(connection: Connection, link: str) -> Article | None:
     row = connection.execute(query).mappings().first()
     if row is None:
         return None
-    tags = _tags(connection, ARTICLE.c.id == row["id"])
+    tags = tags_of(connection, ARTICLE.c.id == row["id"])
     return article_from_row(row, tags.get(row["id"], ()))
 
 
@@ -57,7 +57,7 @@ def articles_page(
     rows = connection.execute(query.order_by(ARTICLE.c.id).limit(limit)).mappings().all()
     if not rows:
         return []
-    tags = _tags(connection, ARTICLE.c.id.in_([row["id"] for row in rows]))
+    tags = tags_of(connection, ARTICLE.c.id.in_([row["id"] for row in rows]))
     return [article_from_row(row, tags.get(row["id"], ())) for row in rows]
 
 

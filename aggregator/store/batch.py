@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.engine import Connection
 
 from aggregator.models import Article, KnownCopy, NearCandidate, SourceState
-from aggregator.store import near, reads, writes
+from aggregator.store import articles as article_rows
+from aggregator.store import near, sources
+from aggregator.store.articles import SaveResult
 from aggregator.store.bands import PendingBands
 from aggregator.store.engine import store_errors
-from aggregator.store.writes import SaveResult
 
 
 class StoreTransaction:
@@ -55,7 +56,7 @@ class StoreTransaction:
         self, canonical_urls: Collection[str], content_hashes: Collection[str]
     ) -> dict[str, tuple[KnownCopy, ...]]:
         """Cluster ids of stored articles with these canonical URLs or text hashes."""
-        return reads.find_clusters(self._connection, canonical_urls, content_hashes)
+        return article_rows.find_clusters(self._connection, canonical_urls, content_hashes)
 
     def near_candidates(
         self, articles: Sequence[Article], window: timedelta
@@ -75,10 +76,10 @@ class StoreTransaction:
                 f"save_articles({source!r}) got articles of {strangers} and state {state.name!r}"
             )
         now = datetime.now(UTC)
-        return writes.save_articles(self._connection, articles, state, now, self._bands)
+        return article_rows.save_articles(self._connection, articles, state, now, self._bands)
 
     def save_state(self, state: SourceState) -> None:
-        writes.save_state(self._connection, state)
+        sources.save_state(self._connection, state)
 
     def finish(self) -> None:
         """Write what the saves held back; Store.transaction calls it just before the commit."""

@@ -1,62 +1,24 @@
-"""The read side: clusters for the feeds, tag and source summaries, cluster lookups."""
+"""Feeds: what the renderer reads (a tag's stories newest first, tag summaries, items per
+day), and the feed-change log that tells each output folder which tags to render again."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import distinct, func, literal_column, select, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from aggregator.models import Article, DailyCounts, KnownCopy, SourceState, TagSummary
-from aggregator.store.plain import Plain, chunks, marks
-from aggregator.store.rows import article_from_row, state_from_row, url_hash
-from aggregator.store.tables import ARTICLE, ARTICLE_TAG, SOURCE_STATE, TAG
+from aggregator.models import Article, DailyCounts, TagSummary
+from aggregator.store.articles import tags_of
+from aggregator.store.plain import Plain, chunks
+from aggregator.store.rows import article_from_row
+from aggregator.store.tables import ARTICLE, ARTICLE_TAG, TAG
 
-# An article's cluster and its age (first seen, then published, of the cluster's first
-# article), by link hash or by text hash. Plain SQL (store/plain.py): it runs for every source
-# of a pass. The times come back as the driver gives them, naive UTC text on SQLite: they are
-# only compared with each other, and that text sorts as the times do.
-_CLUSTER_OF = (
-    "SELECT {kind}, article.{column}, article.cluster_id, article.source, article.title,"
-    " coalesce(story.first_seen, article.first_seen), coalesce(story.published, article.published)"
-    " FROM article LEFT JOIN article AS story ON story.id = article.cluster_id"
-    " WHERE article.{column} IN "
-)
-_BY_LINK = _CLUSTER_OF.format(kind=0, column="link_hash")
-_BY_CONTENT = _CLUSTER_OF.format(kind=1, column="content_hash")
 # Tags with at least this many articles are looked up story by story in clusters(): see
 # _has_tagged_member.
 TAG_WALK_FROM = 2000
-
-
-def find_clusters(
-    connection: Connection, canonical_urls: Collection[str], content_hashes: Collection[str]
-) -> dict[str, tuple[KnownCopy, ...]]:
-    """Per canonical URL or text hash asked for, the stored articles that have it, the oldest
-    story first."""
-    # Keyed by what was asked for: (age of the cluster, cluster id) and the copy.
-    found: dict[str, list[tuple[tuple[Any, Any, str], KnownCopy]]] = defaultdict(list)
-    wanted = ({url_hash(url): url for url in canonical_urls}, {h: h for h in content_hashes})
-    plain = Plain(connection)
-    links, texts = (list(chunks(list(asked))) for asked in wanted)
-    for index in range(max(len(links), len(texts))):
-        # Both lookups in one statement: one round trip per source, not two.
-        parts: list[str] = []
-        values: list[str] = []
-        for query, pieces in ((_BY_LINK, links), (_BY_CONTENT, texts)):
-            if index < len(pieces):
-                parts.append(query + marks(len(pieces[index])))
-                values.extend(pieces[index])
-        for kind, match, cluster_id, source, title, first_seen, published in plain.rows(
-            " UNION ALL ".join(parts), values
-        ):
-            age = (first_seen, published, cluster_id)
-            found[wanted[kind][match]].append((age, KnownCopy(cluster_id, source, title)))
-    return {asked: tuple(copy for _, copy in sorted(copies)) for asked, copies in found.items()}
 
 
 def clusters(connection: Connection, tag_slug: str | None, limit: int) -> list[tuple[Article, ...]]:
@@ -75,7 +37,7 @@ def clusters(connection: Connection, tag_slug: str | None, limit: int) -> list[t
     members: dict[str, list[Article]] = defaultdict(list)
     first_seen: dict[str, datetime] = {}
     for chunk in chunks(cluster_ids):
-        tags = _tags(connection, ARTICLE.c.cluster_id.in_(chunk))
+        tags = tags_of(connection, ARTICLE.c.cluster_id.in_(chunk))
         rows = connection.execute(select(ARTICLE).where(ARTICLE.c.cluster_id.in_(chunk)))
         for row in rows.mappings():
             members[row["cluster_id"]].append(article_from_row(row, tags.get(row["id"], ())))
@@ -115,29 +77,6 @@ def _has_tagged_member(connection: Connection, tag_id: int) -> ColumnElement[boo
     return ARTICLE.c.id.in_(stories)
 
 
-def article(connection: Connection, article_id: str) -> Article | None:
-    row = connection.execute(select(ARTICLE).where(ARTICLE.c.id == article_id)).mappings().first()
-    if row is None:
-        return None
-    tags = _tags(connection, ARTICLE.c.id == article_id)
-    return article_from_row(row, tags.get(article_id, ()))
-
-
-def _tags(connection: Connection, where: Any) -> Mapping[str, Sequence[str]]:
-    """Tag display names of the articles matching `where`, per article id, in saved order."""
-    query = (
-        select(ARTICLE_TAG.c.article_id, TAG.c.name)
-        .join(TAG, TAG.c.id == ARTICLE_TAG.c.tag_id)
-        .join(ARTICLE, ARTICLE.c.id == ARTICLE_TAG.c.article_id)
-        .where(where)
-        .order_by(ARTICLE_TAG.c.article_id, ARTICLE_TAG.c.position)
-    )
-    tags: dict[str, list[str]] = defaultdict(list)
-    for article_id, name in connection.execute(query):
-        tags[article_id].append(name)
-    return tags
-
-
 def tag_summaries(connection: Connection) -> list[TagSummary]:
     query = (
         select(
@@ -156,35 +95,6 @@ def tag_summaries(connection: Connection) -> list[TagSummary]:
     ]
     # Sorted here: SQLite and PostgreSQL collations order non-ASCII names differently.
     return sorted(summaries, key=lambda summary: (summary.name, summary.slug))
-
-
-def source_state(connection: Connection, name: str) -> SourceState | None:
-    query = select(SOURCE_STATE).where(SOURCE_STATE.c.name == name)
-    row = connection.execute(query).mappings().first()
-    return None if row is None else state_from_row(row)
-
-
-def source_states(connection: Connection) -> list[SourceState]:
-    rows = connection.execute(select(SOURCE_STATE)).mappings()
-    return sorted((state_from_row(row) for row in rows), key=lambda state: state.name)
-
-
-def known_keys(connection: Connection, source: str, keys: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(keys), 500):  # stay under every driver's bound-parameter limit
-        chunk = list(keys[start : start + 500])
-        query = select(ARTICLE.c.key).where(ARTICLE.c.source == source, ARTICLE.c.key.in_(chunk))
-        found.update(connection.execute(query).scalars())
-    return found
-
-
-def source_item_counts(connection: Connection) -> dict[str, int]:
-    query = select(ARTICLE.c.source, func.count()).group_by(ARTICLE.c.source)
-    return {source: count for source, count in connection.execute(query)}
-
-
-def article_count(connection: Connection) -> int:
-    return connection.execute(select(func.count()).select_from(ARTICLE)).scalar_one()
 
 
 def daily_counts(connection: Connection, today: date, days: int) -> DailyCounts:
@@ -247,3 +157,21 @@ def changes_to_render(connection: Connection, output: str) -> tuple[int, frozens
         return int(newest), None
     slugs = plain.rows("SELECT DISTINCT slug FROM feed_change WHERE seq > ?", (mark[0][0],))
     return int(newest), frozenset(slug for (slug,) in slugs)
+
+
+_MARK = (
+    "INSERT INTO render_mark (output, seq) VALUES (?, ?)"
+    " ON CONFLICT (output) DO UPDATE SET seq = excluded.seq"
+)
+
+# Strictly below: the newest row stays, so a new seq (SQLite reuses the largest rowid + 1)
+# is always above every mark.
+_FORGET_RENDERED = "DELETE FROM feed_change WHERE seq < (SELECT min(seq) FROM render_mark)"
+
+
+def rendered(connection: Connection, output: str, upto: int) -> None:
+    """Record that `output` has rendered every change up to `upto`; changes every output has
+    rendered are no longer needed."""
+    plain = Plain(connection)
+    plain.run(_MARK, (output, upto))
+    plain.run(_FORGET_RENDERED)

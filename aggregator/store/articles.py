@@ -1,25 +1,112 @@
-"""The write side: article upserts with their tags, and source states.
+"""Articles: saved with their tags (new ones inserted, known ones updated in place, each
+source under its own lock), and found again by id, key, link or text for clustering.
 
-Plain driver SQL (store/plain.py): this runs once per source of every pass, on the one store
-thread, and SQLAlchemy Core's per-statement cost used to be most of it.
+Plain driver SQL (store/plain.py) on the save path: it runs once per source of every pass, on
+the one store thread, and SQLAlchemy Core's per-statement cost used to be most of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from aggregator.models import Article, SourceState
+from aggregator.models import Article, KnownCopy, SourceState
 from aggregator.store import near
 from aggregator.store.bands import PendingBands
 from aggregator.store.plain import Plain, chunks, marks, time_columns, upsert
-from aggregator.store.rows import STATE_FIELDS, article_values, signature
-from aggregator.store.tables import ARTICLE, SOURCE_STATE
+from aggregator.store.rows import (
+    article_from_row,
+    article_values,
+    signature,
+    url_hash,
+)
+from aggregator.store.sources import save_state
+from aggregator.store.tables import ARTICLE, ARTICLE_TAG, TAG
 from aggregator.tags import slugify
+
+# An article's cluster and its age (first seen, then published, of the cluster's first
+# article), by link hash or by text hash. Plain SQL (store/plain.py): it runs for every source
+# of a pass. The times come back as the driver gives them, naive UTC text on SQLite: they are
+# only compared with each other, and that text sorts as the times do.
+_CLUSTER_OF = (
+    "SELECT {kind}, article.{column}, article.cluster_id, article.source, article.title,"
+    " coalesce(story.first_seen, article.first_seen), coalesce(story.published, article.published)"
+    " FROM article LEFT JOIN article AS story ON story.id = article.cluster_id"
+    " WHERE article.{column} IN "
+)
+
+_BY_LINK = _CLUSTER_OF.format(kind=0, column="link_hash")
+
+_BY_CONTENT = _CLUSTER_OF.format(kind=1, column="content_hash")
+
+
+def find_clusters(
+    connection: Connection, canonical_urls: Collection[str], content_hashes: Collection[str]
+) -> dict[str, tuple[KnownCopy, ...]]:
+    """Per canonical URL or text hash asked for, the stored articles that have it, the oldest
+    story first."""
+    # Keyed by what was asked for: (age of the cluster, cluster id) and the copy.
+    found: dict[str, list[tuple[tuple[Any, Any, str], KnownCopy]]] = defaultdict(list)
+    wanted = ({url_hash(url): url for url in canonical_urls}, {h: h for h in content_hashes})
+    plain = Plain(connection)
+    links, texts = (list(chunks(list(asked))) for asked in wanted)
+    for index in range(max(len(links), len(texts))):
+        # Both lookups in one statement: one round trip per source, not two.
+        parts: list[str] = []
+        values: list[str] = []
+        for query, pieces in ((_BY_LINK, links), (_BY_CONTENT, texts)):
+            if index < len(pieces):
+                parts.append(query + marks(len(pieces[index])))
+                values.extend(pieces[index])
+        for kind, match, cluster_id, source, title, first_seen, published in plain.rows(
+            " UNION ALL ".join(parts), values
+        ):
+            age = (first_seen, published, cluster_id)
+            found[wanted[kind][match]].append((age, KnownCopy(cluster_id, source, title)))
+    return {asked: tuple(copy for _, copy in sorted(copies)) for asked, copies in found.items()}
+
+
+def article(connection: Connection, article_id: str) -> Article | None:
+    row = connection.execute(select(ARTICLE).where(ARTICLE.c.id == article_id)).mappings().first()
+    if row is None:
+        return None
+    tags = tags_of(connection, ARTICLE.c.id == article_id)
+    return article_from_row(row, tags.get(article_id, ()))
+
+
+def tags_of(connection: Connection, where: Any) -> Mapping[str, Sequence[str]]:
+    """Tag display names of the articles matching `where`, per article id, in saved order."""
+    query = (
+        select(ARTICLE_TAG.c.article_id, TAG.c.name)
+        .join(TAG, TAG.c.id == ARTICLE_TAG.c.tag_id)
+        .join(ARTICLE, ARTICLE.c.id == ARTICLE_TAG.c.article_id)
+        .where(where)
+        .order_by(ARTICLE_TAG.c.article_id, ARTICLE_TAG.c.position)
+    )
+    tags: dict[str, list[str]] = defaultdict(list)
+    for article_id, name in connection.execute(query):
+        tags[article_id].append(name)
+    return tags
+
+
+def known_keys(connection: Connection, source: str, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):  # stay under every driver's bound-parameter limit
+        chunk = list(keys[start : start + 500])
+        query = select(ARTICLE.c.key).where(ARTICLE.c.source == source, ARTICLE.c.key.in_(chunk))
+        found.update(connection.execute(query).scalars())
+    return found
+
+
+def article_count(connection: Connection) -> int:
+    return connection.execute(select(func.count()).select_from(ARTICLE)).scalar_one()
+
 
 # A known article keeps where and when it was first seen, and the story it belongs to.
 _KEPT_ON_UPDATE = frozenset({"id", "source", "key", "cluster_id", "first_seen"})
@@ -28,43 +115,45 @@ _KEPT_ON_UPDATE = frozenset({"id", "source", "key", "cluster_id", "first_seen"})
 SOURCE_LOCK_SPACE = 0x61676772  # "aggr"
 
 _ARTICLE_COLUMNS = tuple(column.name for column in ARTICLE.columns)
+
 _ARTICLE_TIMES = time_columns(ARTICLE)
+
 # A concurrent writer may have saved the same version meanwhile: then the update does nothing.
 _UPSERT_ARTICLE = upsert(
     ARTICLE, "id", _KEPT_ON_UPDATE | {"id"}, "article.signature <> excluded.signature"
 )
+
 # An article without a date of its own keeps the dates it was first seen with.
 _FIRST_SEEN_DATES = frozenset(
     {"published", "published_offset_minutes", "updated", "updated_offset_minutes"}
 )
+
 _UPSERT_UNDATED = upsert(
     ARTICLE,
     "id",
     _KEPT_ON_UPDATE | _FIRST_SEEN_DATES | {"id"},
     "article.signature <> excluded.signature",
 )
+
 _SIGNATURES = "SELECT id, signature FROM article WHERE id IN "
-_STATE_TIMES = time_columns(SOURCE_STATE)
-_STATE_COLUMNS = tuple(column.name for column in SOURCE_STATE.columns)
-_UPSERT_STATE = upsert(SOURCE_STATE, "name", frozenset({"name"}))
+
 _LOCK = "SELECT pg_advisory_xact_lock(?, hashtext(?))"
 
 _FEED_CHANGED = "INSERT INTO feed_change (slug) VALUES (?)"
-_MARK = (
-    "INSERT INTO render_mark (output, seq) VALUES (?, ?)"
-    " ON CONFLICT (output) DO UPDATE SET seq = excluded.seq"
-)
-# Strictly below: the newest row stays, so a new seq (SQLite reuses the largest rowid + 1)
-# is always above every mark.
-_FORGET_RENDERED = "DELETE FROM feed_change WHERE seq < (SELECT min(seq) FROM render_mark)"
+
 _TAG_IDS = "SELECT slug, id FROM tag WHERE slug IN "
+
 _ADD_TAG = "INSERT INTO tag (slug, name) VALUES (?, ?) ON CONFLICT (slug) DO NOTHING"
+
 _LINK_TAG = "INSERT INTO article_tag (article_id, tag_id, position) VALUES (?, ?, ?)"
+
 _TAGS_OF = (
     "SELECT tag.slug FROM tag JOIN article_tag ON article_tag.tag_id = tag.id"
     " WHERE article_tag.article_id IN "
 )
+
 _UNLINK_TAGS = "DELETE FROM article_tag WHERE article_id IN "
+
 _STORY_TAGS = (
     "SELECT DISTINCT tag.slug FROM tag JOIN article_tag ON article_tag.tag_id = tag.id"
     " JOIN article ON article.id = article_tag.article_id WHERE article.cluster_id IN "
@@ -120,7 +209,7 @@ def save_articles(
         near.save(connection, saved, known=set(changed), pending=pending)
         plain.many(_FEED_CHANGED, [("",), *((slug,) for slug in sorted(touched))])
     # Only this transaction knows how many were new; the caller's state cannot.
-    _save_state(plain, replace(state, new_items=len(new)))
+    save_state(connection, replace(state, new_items=len(new)))
     return SaveResult(new=tuple(new), changed=tuple(changed), touched_tags=frozenset(touched))
 
 
@@ -150,17 +239,6 @@ def _lock_source(plain: Plain, source: str) -> None:
     """
     if not plain.sqlite:
         plain.rows(_LOCK, (SOURCE_LOCK_SPACE, source))
-
-
-def save_state(connection: Connection, state: SourceState) -> None:
-    _save_state(Plain(connection), state)
-
-
-def _save_state(plain: Plain, state: SourceState) -> None:
-    values = {name: getattr(state, name) for name in STATE_FIELDS}
-    for name in _STATE_TIMES:
-        values[name] = plain.time(values[name])
-    plain.run(_UPSERT_STATE, tuple(values[name] for name in _STATE_COLUMNS))
 
 
 def _signatures(plain: Plain, ids: Sequence[str]) -> dict[str, str]:
@@ -204,11 +282,3 @@ def _tag_ids(plain: Plain, slugs: Sequence[str]) -> dict[str, int]:
     for chunk in chunks(slugs):
         found.update(plain.rows(_TAG_IDS + marks(len(chunk)), chunk))
     return found
-
-
-def rendered(connection: Connection, output: str, upto: int) -> None:
-    """Record that `output` has rendered every change up to `upto`; changes every output has
-    rendered are no longer needed."""
-    plain = Plain(connection)
-    plain.run(_MARK, (output, upto))
-    plain.run(_FORGET_RENDERED)
