@@ -170,3 +170,16 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_cycle_finder_sees_a_circle() -> None:
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b"}, "b": set(), "a.x": {"a"}}) is None
+
+
+def test_the_architecture_doc_names_every_package_and_top_level_module() -> None:
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    tree = doc.split("```")[1]
+    named = {line.split()[0] for line in tree.splitlines()[2:] if line.strip()}
+    present = {
+        f"{path.name}/" if path.is_dir() else path.name
+        for path in PACKAGE.iterdir()
+        if (path.is_dir() and (path / "__init__.py").exists())
+        or (path.suffix == ".py" and not path.name.startswith("__"))
+    }
+    assert named == present
