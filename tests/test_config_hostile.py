@@ -564,7 +564,7 @@ def test_a_reload_that_fails_unexpectedly_is_refused_not_raised(
     def broken(path: Path) -> None:
         raise RuntimeError("a bug in the loader")
 
-    monkeypatch.setattr("aggregator.reload.load_config", broken)
+    monkeypatch.setattr("aggregator.daemon.reload.load_config", broken)
     with caplog.at_level(logging.ERROR, logger="aggregator"):
         assert reloaded(running) is None
     assert "a bug in the loader" in caplog.text
