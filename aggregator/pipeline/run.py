@@ -31,6 +31,7 @@ __all__ = ["PassReport", "SourceReport", "open_store", "run_pass", "run_pass_asy
 log = logging.getLogger("aggregator")
 
 _workers: ProcessPoolExecutor | None = None
+_exit_registered = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,8 +237,13 @@ def _health_moved(
 def _worker_pool(start: bool = True) -> Executor | None:
     """Worker processes for parsing and cleaning, kept for the life of the process; None when
     they are not running yet and `start` is false."""
-    global _workers  # noqa: PLW0603 - one pool per process, started on first need
+    global _workers, _exit_registered  # noqa: PLW0603 - one pool per process, on first need
     if _workers is None and start:
+        # Registered once, not per pool: the daemon starts a pool in many passes, and each
+        # registration would keep its stopped pool alive until exit.
+        if not _exit_registered:
+            atexit.register(_leave_workers)
+            _exit_registered = True
         # spawn, not fork: the daemon's process has threads (uvicorn, the store writer).
         context = multiprocessing.get_context("spawn")
         _workers = ProcessPoolExecutor(
@@ -263,9 +269,6 @@ def _stop_workers() -> None:
         _workers = None
 
 
-@atexit.register
 def _leave_workers() -> None:
-    # Registered once, not per pool: the daemon starts a pool in many passes, and each
-    # registration would keep its stopped pool alive until exit.
     if _workers is not None:
         _workers.shutdown(wait=False, cancel_futures=True)
