@@ -24,6 +24,7 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # What as_uri lets through that a URI may not hold as it is (RFC 3986): the ASCII characters
 # outside its reserved and unreserved sets (`"<>\^`{|}`), and a `%` that starts no escape.
 _NOT_IN_URI = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]|%(?![0-9A-Fa-f]{2})")
+_AUTHORITY_END = re.compile(r"[/?#]")
 _MINUTE = timedelta(minutes=1)
 
 FORMATS = ("rss", "atom", "json")
@@ -43,11 +44,11 @@ def link_uri(url: str) -> str:
     `"<>\\^`{|}`, a `%` that starts no escape, `[` and `]` outside the host (only an IPv6
     host holds them) and a second `#`. A URI comes back as it was."""
     uri = _NOT_IN_URI.sub(_percent, as_uri(url))
-    scheme, slashes, rest = uri.partition("//")
-    cut = next((at for at, char in enumerate(rest) if char in "/?#"), len(rest))
-    authority, tail = rest[:cut], rest[cut:]
-    if "[" not in tail and "]" not in tail and tail.count("#") < 2:
+    if "[" not in uri and "]" not in uri and uri.count("#") < 2:
         return uri
+    scheme, slashes, rest = uri.partition("//")
+    authority = _AUTHORITY_END.split(rest, maxsplit=1)[0]
+    tail = rest[len(authority) :]
     head, hash_, fragment = tail.partition("#")
     tail = head + hash_ + fragment.replace("#", "%23")
     tail = tail.replace("[", "%5B").replace("]", "%5D")
