@@ -74,6 +74,17 @@ class StoreError(AggregatorError):
     """The database could not be opened, migrated or written."""
 
 
+class LeaseLostError(StoreError):
+    """A node's save of a source was refused: its lease on the source ran out and another node
+    claimed it (the fencing token moved on). The save is undone; the other node's stands."""
+
+    def __init__(self, source: str, holder: str | None) -> None:
+        self.source = source
+        self.holder = holder
+        self.reason = f"its lease ran out and {holder or 'another node'} claimed it"
+        super().__init__(f"{source}: {self.reason}")
+
+
 class RenderError(AggregatorError):
     """An output file could not be written."""
 

@@ -166,6 +166,13 @@ class SourceState:
     skipped: int = 0  # entries the last successful read skipped, each named in the log
     undated: int = 0  # entries of the last successful read without a date: first seen
     limited: int = 0  # entries of the last successful read cut to the config's `limits`
+    fetched_by: str | None = None  # the node whose pass read it last
+    # The lease of the node fetching it now (several nodes on one store): until when, and the
+    # fencing token its claim raised, which its save must still hold to be taken. A state
+    # with `claimed_by` set is saved only under that token (store/sources.py).
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    claim_token: int = 0
 
 
 @dataclass(frozen=True, slots=True)

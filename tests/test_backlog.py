@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from aggregator.fetch import Fetcher
 from aggregator.models import FetchRequest, FetchResult
 from aggregator.pipeline import ingest, run
 from aggregator.pipeline.run import open_store, run_pass
+from aggregator.sources.schedule import is_due
 from aggregator.store import Store, StoreTransaction
 from tests.farm import Farm, FarmConfig
 from tests.helpers import farm_config
@@ -132,11 +134,15 @@ def test_a_stop_mid_pass_fetches_no_more_sources(
         config, store = opened
         report = run_pass(config, store, stop=stop, progress=progress)
         fetched = {log.path for log in farm.requests}
-        states = {state.name for state in store.source_states()}
+        states = store.source_states()
+        now = datetime.now(UTC)
     assert 2 <= len(fetched) < FEEDS
     saved = {r.name for r in report.sources if r.new}
     assert 2 <= len(saved) <= len(fetched)
-    assert states == saved  # the others were left untouched: still due
+    # The others were left untouched: never fetched, still due, and not held by this node.
+    assert {state.name for state in states if state.last_fetch_at} == saved
+    left = [state for state in states if state.name not in saved]
+    assert all(is_due(state, now) and state.claimed_by is None for state in left)
 
 
 def test_a_stop_leaves_bodies_still_waiting_for_a_place_to_the_next_pass(
@@ -161,10 +167,14 @@ def test_a_stop_leaves_bodies_still_waiting_for_a_place_to_the_next_pass(
             started = time.monotonic()
             report = run_pass(config, store, stop=stop)
             took = time.monotonic() - started
-            states = {state.name for state in store.source_states()}
+            states = store.source_states()
+            now = datetime.now(UTC)
         fetched = len(farm.requests)
     saved = {r.name for r in report.sources if r.new}
     assert fetched == feeds
     assert 1 <= len(saved) <= ingest.BACKLOG  # only those that had a place
-    assert states == saved  # the others untouched: still due
+    # The others untouched: never fetched as far as the store knows, still due, not held.
+    assert {state.name for state in states if state.last_fetch_at} == saved
+    left = [state for state in states if state.name not in saved]
+    assert all(is_due(state, now) and state.claimed_by is None for state in left)
     assert took < 0.1 * ingest.BACKLOG + 5

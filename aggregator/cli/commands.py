@@ -107,6 +107,9 @@ def run(ctx: click.Context, once: bool, retry_failed: bool, strict: bool) -> Non
             )
             for failed in report.failed:
                 click.echo(f"failed: {failed.name}: {mask_text(failed.error or '')}", err=True)
+            for held in report.sources:
+                if held.held_by:
+                    click.echo(f"left to {held.held_by}: {held.name} (it is fetching it)", err=True)
             if strict and report.failed:
                 ctx.exit(EXIT_FAILED)
             return
@@ -163,6 +166,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
         state = states.get(source.name)
         problem = (state.disabled_reason or state.last_error) if state else None
         moved_to = state.permanent_url if state else None
+        leased = state is not None and state.claimed_until is not None and state.claimed_until > now
         rows.append(
             {
                 "name": source.name,
@@ -182,6 +186,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
                 # Status output is pasted into tickets and chats: no credentials in it.
                 "last_error": mask_text(problem) if problem else None,
                 "moved_to": mask_url(moved_to) if moved_to else None,
+                # Several nodes on one store: who read it last, and who holds it now.
+                "fetched_by": state.fetched_by if state else None,
+                "claimed_by": state.claimed_by if state and leased else None,
+                "claimed_until": _iso(state.claimed_until) if state and leased else None,
             }
         )
     if as_json:
@@ -202,6 +210,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
         "undated",
         "streak",
         "next due",
+        "node",
         "last error",
         title=f"{len(rows)} sources",
     )
@@ -226,9 +235,18 @@ def status(ctx: click.Context, as_json: bool) -> None:
                     "next_due",
                 )
             ),
+            _node(row),
             problem,
         )
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
+
+
+def _node(row: dict[str, Any]) -> str:
+    """The node that fetched a source last, and the one fetching it now if another."""
+    last, now = row["fetched_by"], row["claimed_by"]
+    if now and now != last:
+        return f"{last or '—'} (now {now})"
+    return str(last or "—")
 
 
 @main.command()

@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +29,7 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from aggregator.config import Config
-from aggregator.daemon.metrics import DaemonMetrics
+from aggregator.daemon.metrics import DaemonMetrics, Nodes
 from aggregator.daemon.notify import Notifier, watchdog_period
 from aggregator.daemon.reload import apply_intervals, reloaded
 from aggregator.pipeline.publish import recover
@@ -79,7 +80,7 @@ class Daemon:
         self._stop = threading.Event()  # seen by the pass thread between sources
         self._stopping = asyncio.Event()
         self._pending: Config | None = None  # a reloaded config, applied before the next pass
-        self._pass: asyncio.Future[tuple[PassReport, list[str]]] | None = None
+        self._pass: asyncio.Future[tuple[PassReport, list[str], Nodes]] | None = None
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         executor_log = logging.getLogger("apscheduler.executors.default")
         if not executor_log.isEnabledFor(logging.INFO):
@@ -163,7 +164,7 @@ class Daemon:
         self.metrics.pass_started = started = time.monotonic()
         self._pass = loop.run_in_executor(None, self._one_pass, config, store)
         try:
-            report, failing = await asyncio.shield(self._pass)
+            report, failing, nodes = await asyncio.shield(self._pass)
         except asyncio.CancelledError:
             return  # shutting down: _shutdown waits for the pass itself
         except Exception as error:
@@ -173,7 +174,7 @@ class Daemon:
         finally:
             self.metrics.pass_started = None
         seconds = time.monotonic() - started
-        self.metrics.passed(report, seconds, failing)
+        self.metrics.passed(report, seconds, failing, nodes)
         if report.sources:
             log.info(
                 "pass: %d sources, %d new, %d failed, %d files written in %.1f s",
@@ -186,7 +187,7 @@ class Daemon:
         if report.new or report.failed or report.written:
             self.notifier.status(self.metrics.summary())
 
-    def _one_pass(self, config: Config, store: Store) -> tuple[PassReport, list[str]]:
+    def _one_pass(self, config: Config, store: Store) -> tuple[PassReport, list[str], Nodes]:
         report = run_pass(config, store, due_only=True, stop=self._stop)
         _give_back_memory()
         now = datetime.now(UTC)
@@ -197,7 +198,15 @@ class Daemon:
             if health(states.get(source.name), now, enabled=source.enabled)
             in ("failing", "backing off", "dead")
         ]
-        return report, failing
+        nodes = Nodes(
+            fetched_by=Counter(state.fetched_by for state in states.values() if state.fetched_by),
+            claims=Counter(
+                state.claimed_by
+                for state in states.values()
+                if state.claimed_by and state.claimed_until and state.claimed_until > now
+            ),
+        )
+        return report, failing, nodes
 
     def _count_sources(self, config: Config) -> None:
         self.metrics.sources = sum(source.enabled for source in config.sources)

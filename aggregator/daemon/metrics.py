@@ -6,7 +6,7 @@ One registry per daemon rather than prometheus_client's global one, so a test ca
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,14 @@ if TYPE_CHECKING:
 _PASS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 # /healthz says degraded when no pass has completed for this many of the shortest interval.
 STALE_INTERVALS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Nodes:
+    """Sources per node of the store: by who read them last, and by who holds a lease now."""
+
+    fetched_by: Mapping[str, int]
+    claims: Mapping[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +99,24 @@ class DaemonMetrics:
         self.failing_gauge = Gauge(
             "aggregator_sources_failing", "Sources whose last fetch failed.", registry=registry
         )
+        self.by_node = Gauge(
+            "aggregator_sources_fetched_by",
+            "Sources by the node whose pass read them last (several nodes on one store).",
+            ["node"],
+            registry=registry,
+        )
+        self.claims = Gauge(
+            "aggregator_source_claims",
+            "Sources a node holds a lease on now, to fetch them.",
+            ["node"],
+            registry=registry,
+        )
         self.reloads = Counter(
             "aggregator_config_reloads", "SIGHUP reloads, by result.", ["result"], registry=registry
         )
         # Every label value known up front is shown at 0 from the start: a series that appears
         # only on its first event breaks rate() and alerts such as `reloads{result="error"} > 0`.
-        for result in ("ok", "not_modified", "error"):
+        for result in ("ok", "not_modified", "error", "held"):
             self.fetches.labels(result)
         for kind in ("new", "changed"):
             self.items.labels(kind)
@@ -105,15 +125,28 @@ class DaemonMetrics:
         for result in ("ok", "error"):
             self.reloads.labels(result)
 
-    def passed(self, report: PassReport, seconds: float, failing: Sequence[str]) -> None:
+    def passed(
+        self,
+        report: PassReport,
+        seconds: float,
+        failing: Sequence[str],
+        nodes: Nodes | None = None,
+    ) -> None:
         self.last_completed = time.monotonic()
         self.pass_error = None
         self.failing = tuple(failing)
         self.failing_gauge.set(len(failing))
+        if nodes is not None:
+            for gauge, counts in ((self.by_node, nodes.fetched_by), (self.claims, nodes.claims)):
+                gauge.clear()
+                for node, count in counts.items():
+                    gauge.labels(node).set(count)
         if not report.sources:
             return  # a tick that found nothing due is not a pass
         for source in report.sources:
-            if source.error:
+            if source.held_by:
+                self.fetches.labels("held").inc()
+            elif source.error:
                 self.fetches.labels("error").inc()
                 self.errors.labels("source").inc()
             elif source.not_modified:

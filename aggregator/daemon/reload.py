@@ -70,5 +70,6 @@ def apply_intervals(running: Config, loaded: Config, store: Store) -> None:
             continue  # never fetched: due now anyway; failing: its backoff stands
         due = state.last_fetch_at + loaded.interval(source)
         with store.transaction(f"saving the state of {source.name}") as transaction:
-            transaction.save_state(dataclasses.replace(state, next_fetch_at=due))
+            # Saved as a setting, not as the pass holding its lease (if one does) would.
+            transaction.save_state(dataclasses.replace(state, next_fetch_at=due, claimed_by=None))
         log.info("%s: interval now %s; next fetch %s", source.name, loaded.interval(source), due)

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from aggregator import __version__
 from aggregator.config import Config, SourceConfig
-from aggregator.errors import SourceError, describe
+from aggregator.errors import LeaseLostError, SourceError, describe
 from aggregator.fetch import Fetcher
 from aggregator.models import Article, Document, FetchRequest, FetchResult, SourceState
 from aggregator.pipeline import process
@@ -61,6 +61,7 @@ class SourceReport:
     backing_off_until: datetime | None = None  # not fetched this pass
     not_modified: bool = False
     touched_tags: frozenset[str] = frozenset()  # slugs whose feeds this source's save changed
+    held_by: str | None = None  # left to the node holding its lease (several nodes, one store)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +128,7 @@ class Ingest:
         re-pass of 1000 304s and one changed feed parses that one here rather than start a
         worker for it."""
         expected = sum(
-            source.fetched and not (state.etag or state.last_modified)
-            for source, state in chosen
+            source.fetched and not (state.etag or state.last_modified) for source, state in chosen
         )
         return INLINE_JOBS if expected <= LARGE_PASS else 0
 
@@ -143,6 +143,9 @@ class Ingest:
                 submitted = await self._submit_failure(source, state, describe(error), None)
         try:
             return await self._report(submitted)
+        except LeaseLostError as error:  # another node has it now: its save, not ours, stands
+            log.warning("%s: not saved: %s", source.name, error.reason)
+            return SourceReport(source.name, held_by=error.holder)
         except Exception as error:  # its save was refused and rolled back
             log.debug("%s: save failed", source.name, exc_info=True)
             reason = f"store: {describe(error)}"

@@ -128,6 +128,8 @@ async def run_pass_async(
                 reports.append(SourceReport(source.name, backing_off_until=state.next_fetch_at))
         elif not due_only or is_due(state, now):
             chosen.append((source, state))
+    chosen, held = _claim(store, config, chosen, now, due_only=due_only)
+    reports += held
     web = sum(source.fetched for source, _ in chosen)
     with ThreadPoolExecutor(1, thread_name_prefix="store") as writer:
         async with Fetcher(
@@ -169,6 +171,8 @@ async def run_pass_async(
                 )
             finally:
                 ingest.close()
+    if stop is not None and stop.is_set():  # leases of sources it never got to, given back
+        store.release(node_name(), [state for _, state in chosen])
     # The workers' part is over. Between the daemon's passes an idle worker would hold 60 MB
     # for nothing (most passes are small enough to run in-process: INLINE_JOBS); in any pass,
     # it would still hold them while the feeds are rendered, the main process's peak.
@@ -191,6 +195,44 @@ async def run_pass_async(
     else:
         written = ()  # nothing a reader or the status page would see has changed
     return PassReport(sources=report.sources, written=written)
+
+
+def node_name() -> str:
+    """This process as a node of the store: its machine and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claim(
+    store: Store,
+    config: Config,
+    chosen: list[tuple[SourceConfig, SourceState]],
+    now: datetime,
+    *,
+    due_only: bool,
+) -> tuple[list[tuple[SourceConfig, SourceState]], list[SourceReport]]:
+    """The chosen sources this node got a lease on, with their states as of the claim; and a
+    report for each one another node holds. A source neither claimed nor held was fetched by
+    another node since the states were read: it is no longer due."""
+    if not chosen:
+        return [], []
+    # Long enough for every source to get its turn and its time-out twice over.
+    rounds = -(-len(chosen) // config.defaults.concurrency)
+    longest = max(config.timeout(source) for source, _ in chosen)
+    node = node_name()
+    names = [source.name for source, _ in chosen]
+    claimed = {
+        state.name: state
+        for state in store.claim(node, names, now, 2 * longest * rounds, due_only=due_only)
+    }
+    held: list[SourceReport] = []
+    if len(claimed) < len(chosen):
+        holders = {state.name: state.claimed_by for state in store.source_states()}
+        for name in names:
+            holder = holders.get(name)
+            if name not in claimed and holder and holder != node:
+                log.info("%s: %s is fetching it; left to it", name, holder)
+                held.append(SourceReport(name, held_by=holder))
+    return [(source, claimed[source.name]) for source, _ in chosen if source.name in claimed], held
 
 
 def render_key(config: Config) -> str:

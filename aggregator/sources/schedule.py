@@ -64,6 +64,7 @@ def succeeded(
         error_streak=0,
         failing_since=None,
         next_fetch_at=now + interval,
+        fetched_by=state.claimed_by or state.fetched_by,
     )
 
 
@@ -93,6 +94,7 @@ def failed(
         failing_since=state.failing_since or now,
         next_fetch_at=next_fetch_at,
         disabled_reason=disabled_reason,
+        fetched_by=state.claimed_by or state.fetched_by,
     )
 
 

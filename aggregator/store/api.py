@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import text
@@ -109,6 +109,27 @@ class Store:
             transaction = StoreTransaction(conn, self._name)
             yield transaction
             transaction.finish()
+
+    def claim(
+        self,
+        node: str,
+        names: Sequence[str],
+        now: datetime,
+        lease: timedelta,
+        *,
+        due_only: bool,
+    ) -> list[SourceState]:
+        """Lease to `node` for `lease` those of `names` no other node holds (and that are due,
+        with `due_only`): their states, each with a fresh fencing token. One short
+        transaction, committed before any fetch."""
+        with self._writing(f"claiming sources for {node}") as conn:
+            return sources.claim(conn, node, names, now, now + lease, due_only=due_only)
+
+    def release(self, node: str, states: Sequence[SourceState]) -> None:
+        """Give back the leases of claimed sources that `node` did not get to."""
+        if states:
+            with self._writing(f"releasing leases of {node}") as conn:
+                sources.release(conn, node, states)
 
     def changes_to_render(self, output: str) -> tuple[int, frozenset[str] | None]:
         """The newest feed change, and the tag slugs changed since the output folder `output`

@@ -55,6 +55,7 @@ def find_clusters(
     found: dict[str, list[tuple[tuple[Any, Any, str], KnownCopy]]] = defaultdict(list)
     wanted = ({url_hash(url): url for url in canonical_urls}, {h: h for h in content_hashes})
     plain = Plain(connection)
+    lock_clusters(plain)
     links, texts = (list(chunks(list(asked))) for asked in wanted)
     for index in range(max(len(links), len(texts))):
         # Both lookups in one statement: one round trip per source, not two.
@@ -111,8 +112,8 @@ def article_count(connection: Connection) -> int:
 # A known article keeps where and when it was first seen, and the story it belongs to.
 _KEPT_ON_UPDATE = frozenset({"id", "source", "key", "cluster_id", "first_seen"})
 
-# First key of the two-key pg_advisory_xact_lock taken per source (see _lock_source).
-SOURCE_LOCK_SPACE = 0x61676772  # "aggr"
+# The pg_advisory_xact_lock that serialises clustering across nodes (see lock_clusters).
+CLUSTER_LOCK = 0x61676773
 
 _ARTICLE_COLUMNS = tuple(column.name for column in ARTICLE.columns)
 
@@ -137,7 +138,7 @@ _UPSERT_UNDATED = upsert(
 
 _SIGNATURES = "SELECT id, signature FROM article WHERE id IN "
 
-_LOCK = "SELECT pg_advisory_xact_lock(?, hashtext(?))"
+_LOCK = "SELECT pg_advisory_xact_lock(?)"
 
 _FEED_CHANGED = "INSERT INTO feed_change (slug) VALUES (?)"
 
@@ -177,7 +178,7 @@ def save_articles(
 ) -> SaveResult:
     """`pending`: where the transaction holds its band rows until it ends (store/bands.py)."""
     plain = Plain(connection)
-    _lock_source(plain, state.name)
+    lock_clusters(plain)
     # One INSERT may not touch a row twice (PostgreSQL refuses): the first copy of an id wins.
     unique: dict[str, Article] = {}
     for article in articles:
@@ -231,14 +232,17 @@ def _story_tags(plain: Plain, articles: Sequence[Article]) -> set[str]:
     return slugs
 
 
-def _lock_source(plain: Plain, source: str) -> None:
-    """Serialise saves of one source, so the known-or-new check below stays true until commit.
+def lock_clusters(plain: Plain) -> None:
+    """Serialise clustering and saving across nodes until the transaction ends: the lookup of a
+    story's stored copies and the save that joins them must see every other node's saves, or
+    one story saved by two nodes at once becomes two clusters. It also orders every article
+    write of all nodes, so their transactions never wait on each other's rows in a circle.
 
-    SQLite needs nothing: BEGIN IMMEDIATE already serialises every writer. On PostgreSQL,
-    several machines may ingest the same source at once.
+    SQLite needs nothing: BEGIN IMMEDIATE already serialises every writer. Taking it again in
+    the same transaction returns at once.
     """
     if not plain.sqlite:
-        plain.rows(_LOCK, (SOURCE_LOCK_SPACE, source))
+        plain.rows(_LOCK, (CLUSTER_LOCK,))
 
 
 def _signatures(plain: Plain, ids: Sequence[str]) -> dict[str, str]:

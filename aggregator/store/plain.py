@@ -93,12 +93,15 @@ class Plain:
         except self._errors as error:
             raise self._wrapped(sql, parameters, error) from error
 
-    def run(self, statement: str, parameters: Sequence[Any] = ()) -> None:
+    def run(self, statement: str, parameters: Sequence[Any] = ()) -> int:
+        """Run a statement; the number of rows it changed."""
         sql = self.sql(statement)
         try:
             self._cursor.execute(sql, tuple(parameters))
         except self._errors as error:
             raise self._wrapped(sql, parameters, error) from error
+        changed: int = self._cursor.rowcount
+        return changed
 
     def many(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         """One statement per row, looped by the driver itself (executemany)."""

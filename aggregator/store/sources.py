@@ -1,12 +1,19 @@
-"""Sources: each one's state (schedule, validators, last result, counts), one row per source."""
+"""Sources: each one's state (schedule, validators, last result, counts), one row per source,
+and the lease a node holds on it while it fetches it (several nodes on one store)."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from aggregator.errors import LeaseLostError
 from aggregator.models import SourceState
-from aggregator.store.plain import Plain, time_columns, upsert
+from aggregator.store.plain import Plain, chunks, marks, time_columns
 from aggregator.store.rows import STATE_FIELDS, state_from_row
 from aggregator.store.tables import ARTICLE, SOURCE_STATE
 
@@ -28,18 +35,126 @@ def source_item_counts(connection: Connection) -> dict[str, int]:
 
 
 _STATE_TIMES = time_columns(SOURCE_STATE)
-
-_STATE_COLUMNS = tuple(column.name for column in SOURCE_STATE.columns)
-
-_UPSERT_STATE = upsert(SOURCE_STATE, "name", frozenset({"name"}))
+# A save writes what a pass learnt of a source; the lease columns belong to claim and release.
+# The statements are built from tables.py's column names; every value is bound.
+_LEASE = ("claimed_by", "claimed_until", "claim_token")
+_SAVED = tuple(name for name in STATE_FIELDS if name not in _LEASE)
+_UPSERT_STATE = (
+    f"INSERT INTO source_state ({', '.join(_SAVED)}) VALUES {marks(len(_SAVED))}"  # noqa: S608
+    f" ON CONFLICT (name) DO UPDATE SET"
+    f" {', '.join(f'{name} = excluded.{name}' for name in _SAVED if name != 'name')}"
+)
+# A leased source: saved only while the claim that fetched it still holds, which it releases.
+_FENCED_SAVE = (
+    f"UPDATE source_state SET {', '.join(f'{name} = ?' for name in _SAVED if name != 'name')},"  # noqa: S608
+    " claimed_by = NULL, claimed_until = NULL WHERE name = ? AND claim_token = ?"
+)
+_HOLDER = "SELECT claimed_by FROM source_state WHERE name = ?"
+_ADD_UNSEEN = (
+    f"INSERT INTO source_state ({', '.join(_SAVED)}) VALUES {marks(len(_SAVED))}"  # noqa: S608
+    " ON CONFLICT (name) DO NOTHING"
+)
+_COLUMNS = ", ".join(STATE_FIELDS)
+# The lease's condition: free, run out, or the asking node's own.
+_FREE = "(claimed_until IS NULL OR claimed_until <= ? OR claimed_by = ?)"
+_DUE = "(next_fetch_at IS NULL OR next_fetch_at <= ?)"
+_CLAIM = (
+    "UPDATE source_state SET claimed_by = ?, claimed_until = ?, claim_token = claim_token + 1"  # noqa: S608
+    " WHERE name IN ({chosen}) RETURNING " + _COLUMNS
+)
+_CLAIMABLE = "SELECT name FROM source_state WHERE name {names} AND " + _FREE  # noqa: S608
+_LOCAL_HOLDERS = (
+    "SELECT DISTINCT claimed_by FROM source_state WHERE claimed_by LIKE ? AND claimed_until > ?"
+)
+_FREE_HOLDERS = (
+    "UPDATE source_state SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?"
+)
+_RELEASE = (
+    "UPDATE source_state SET claimed_by = NULL, claimed_until = NULL"
+    " WHERE name = ? AND claimed_by = ? AND claim_token = ?"
+)
 
 
 def save_state(connection: Connection, state: SourceState) -> None:
-    _save_state(Plain(connection), state)
+    """Save what a pass learnt of a source. A state that came with a claim is saved only while
+    that claim's token still holds (LeaseLostError otherwise), and the save releases the lease."""
+    plain = Plain(connection)
+    values = [getattr(state, name) for name in _SAVED]
+    for index, name in enumerate(_SAVED):
+        if name in _STATE_TIMES:
+            values[index] = plain.time(values[index])
+    if state.claimed_by is None:
+        plain.run(_UPSERT_STATE, values)
+        return
+    changed = plain.run(_FENCED_SAVE, [*values[1:], state.name, state.claim_token])
+    if changed == 0:
+        holder = plain.rows(_HOLDER, (state.name,))
+        raise LeaseLostError(state.name, holder[0][0] if holder else None)
 
 
-def _save_state(plain: Plain, state: SourceState) -> None:
-    values = {name: getattr(state, name) for name in STATE_FIELDS}
+def claim(
+    connection: Connection,
+    node: str,
+    names: Sequence[str],
+    now: datetime,
+    until: datetime,
+    *,
+    due_only: bool,
+) -> list[SourceState]:
+    """Lease to `node`, until `until`, those of `names` that no other node holds (and that are
+    due, with `due_only`), each with a new fencing token; their current states. Sources never
+    seen get a row first. On PostgreSQL the rows are taken FOR UPDATE SKIP LOCKED, so nodes
+    claiming at once take disjoint sets without waiting on each other; SQLite's writer lock
+    serialises claims on its own."""
+    plain = Plain(connection)
+    unseen = [SourceState(name=name) for name in names]
+    plain.many(_ADD_UNSEEN, [[getattr(state, name) for name in _SAVED] for state in unseen])
+    _free_dead_local_holders(plain, node, now)
+    condition = " AND " + _DUE if due_only else ""
+    claimed: list[SourceState] = []
+    for chunk in chunks(names):
+        if plain.sqlite:
+            chosen = _CLAIMABLE.format(names="IN " + marks(len(chunk))) + condition
+            parameters: list[Any] = [*chunk, plain.time(now), node]
+        else:
+            chosen = _CLAIMABLE.format(names="= ANY(?)") + condition + " FOR UPDATE SKIP LOCKED"
+            parameters = [list(chunk), plain.time(now), node]
+        if due_only:
+            parameters.append(plain.time(now))
+        statement = _CLAIM.format(chosen=chosen)
+        rows = plain.rows(statement, [node, plain.time(until), *parameters])
+        claimed += [_state(plain, row) for row in rows]
+    return sorted(claimed, key=lambda state: names.index(state.name))
+
+
+def release(connection: Connection, node: str, states: Sequence[SourceState]) -> None:
+    """Give back leases `node` took and did not use (a pass stopped before it got to them)."""
+    Plain(connection).many(_RELEASE, [(state.name, node, state.claim_token) for state in states])
+
+
+def _free_dead_local_holders(plain: Plain, node: str, now: datetime) -> None:
+    """Leases held by processes of this machine that are gone (a daemon killed and restarted):
+    free at once, not when they run out."""
+    host, _, _ = node.rpartition(":")
+    for (holder,) in plain.rows(_LOCAL_HOLDERS, (f"{host}:%", plain.time(now))):
+        pid = holder.rpartition(":")[2]
+        if holder != node and pid.isdigit() and not _alive(int(pid)):
+            plain.run(_FREE_HOLDERS, (holder,))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _state(plain: Plain, row: Sequence[Any]) -> SourceState:
+    values = dict(zip(STATE_FIELDS, row, strict=True))
     for name in _STATE_TIMES:
-        values[name] = plain.time(values[name])
-    plain.run(_UPSERT_STATE, tuple(values[name] for name in _STATE_COLUMNS))
+        if values[name] is not None:
+            values[name] = plain.read_time(values[name])
+    return SourceState(**values)

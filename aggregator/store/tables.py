@@ -124,6 +124,10 @@ class SourceStateRow(SQLModel, table=True):
     skipped: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     undated: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     limited: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    fetched_by: str | None = Field(default=None, sa_type=Text)
+    claimed_by: str | None = Field(default=None, sa_type=Text)
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claim_token: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class FeedChangeRow(SQLModel, table=True):

@@ -1,0 +1,208 @@
+"""Several nodes on one store: each source is leased to one node at a time, a node that lost its
+lease cannot overwrite the new holder's work, one story stays one cluster whichever nodes save
+its copies, and a failed save leaves no transaction open. On the real PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from aggregator.config import load_config
+from aggregator.errors import LeaseLostError
+from aggregator.models import Article, SourceState
+from aggregator.pipeline.cluster import cluster
+from aggregator.store import Store
+from tests.conftest import libpq_url
+from tests.helpers import run_aggregator
+from tests.test_store import make
+
+T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=40)
+NAMES = [f"feed-{number:03d}" for number in range(200)]
+
+
+def _claimed(store: Store, node: str, at: datetime, names: list[str] = NAMES) -> set[str]:
+    return {state.name for state in store.claim(node, names, at, LEASE, due_only=True)}
+
+
+def test_nodes_claiming_at_once_take_disjoint_sets(store_url: str) -> None:
+    stores = [Store(store_url) for _ in range(3)]
+    stores[0].migrate()
+    start = threading.Barrier(len(stores))
+    taken: dict[int, set[str]] = {}
+
+    def node(number: int) -> None:
+        start.wait()
+        taken[number] = set()
+        for _ in range(4):  # several rounds each, as ticks would
+            taken[number] |= _claimed(stores[number], f"host-{number}:1", T0)
+
+    threads = [threading.Thread(target=node, args=(number,)) for number in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for opened in stores:
+        opened.close()
+    assert set().union(*taken.values()) == set(NAMES)
+    assert sum(len(names) for names in taken.values()) == len(NAMES)  # no source twice
+
+
+def test_a_lease_that_ran_out_is_claimed_again_with_a_new_token(store: Store) -> None:
+    first = {state.name: state for state in store.claim("a:1", NAMES[:3], T0, LEASE, due_only=True)}
+    assert _claimed(store, "b:1", T0 + LEASE / 2, NAMES[:3]) == set()
+    again = {
+        state.name: state
+        for state in store.claim("b:1", NAMES[:3], T0 + LEASE * 1.5, LEASE, due_only=True)
+    }
+    assert set(again) == set(NAMES[:3])
+    assert all(again[name].claim_token > first[name].claim_token for name in again)
+    assert {state.claimed_by for state in store.source_states()} == {"b:1"}
+
+
+def test_a_source_fetched_since_is_not_claimed_while_not_due(store: Store) -> None:
+    (state,) = store.claim("a:1", NAMES[:1], T0, LEASE, due_only=True)
+    with store.transaction() as transaction:
+        transaction.save_state(replace(state, last_fetch_at=T0, next_fetch_at=T0 + LEASE * 3))
+    assert _claimed(store, "b:1", T0 + LEASE, NAMES[:1]) == set()
+    # `run --once` asks for every source, due or not, and gets it once the lease is given back.
+    forced = store.claim("b:1", NAMES[:1], T0 + LEASE, LEASE, due_only=False)
+    assert [claimed.name for claimed in forced] == NAMES[:1]
+
+
+def test_a_save_under_a_lost_lease_is_refused_and_rolled_back(store: Store) -> None:
+    (old,) = store.claim("a:1", ["s"], T0, LEASE, due_only=True)
+    (new,) = store.claim("b:1", ["s"], T0 + LEASE * 2, LEASE, due_only=True)
+    article = make("s", "1")
+    with pytest.raises(LeaseLostError, match="b:1"), store.transaction() as transaction:
+        transaction.save_articles("s", [article], replace(old, last_result="ok"))
+    assert store.article_count() == 0
+    with store.transaction() as transaction:
+        transaction.save_articles("s", [article], replace(new, last_result="ok"))
+    saved = store.source_state("s")
+    assert store.article_count() == 1
+    assert saved is not None and saved.claimed_by is None  # the save gave the lease back
+    assert saved.claim_token == new.claim_token
+
+
+def test_leases_a_node_did_not_use_are_given_back(store: Store) -> None:
+    claimed = store.claim("a:1", NAMES[:5], T0, LEASE, due_only=True)
+    store.release("a:1", claimed[2:])
+    assert _claimed(store, "b:1", T0 + timedelta(seconds=1), NAMES[:5]) == set(NAMES[2:5])
+
+
+def test_leases_of_a_dead_process_of_this_machine_are_free_at_once(store: Store) -> None:
+    dead_pid = 2**22 + 17  # above pid_max's default: no such process
+    store.claim(f"here:{dead_pid}", NAMES[:2], T0, LEASE, due_only=True)
+    assert _claimed(store, "elsewhere:1", T0, NAMES[:2]) == set()
+    assert _claimed(store, "here:1", T0, NAMES[:2]) == set(NAMES[:2])
+
+
+def _story(source: str) -> Article:
+    article = make(source, "quake", link="https://news.example.org/2026/quake")
+    return replace(article, content_hash="same-text")
+
+
+def test_one_story_saved_by_two_nodes_at_once_is_one_cluster(
+    store_url: str, tmp_path: Path
+) -> None:
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("sources: []\n")
+    config = load_config(config_file)
+    stores = [Store(store_url) for _ in range(2)]
+    stores[0].migrate()
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def node(number: int) -> None:
+        source = f"source-{number}"
+        (state,) = stores[number].claim(f"n{number}:1", [source], T0, LEASE, due_only=True)
+        try:
+            start.wait()
+            with stores[number].transaction() as transaction:
+                clustered = cluster(config, transaction, [_story(source)])
+                transaction.save_articles(source, clustered, replace(state, last_result="ok"))
+                time.sleep(0.3)  # still uncommitted while the other node looks
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=node, args=(number,)) for number in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert not errors, errors
+        stories = stores[0].clusters(None, 10)
+        assert len(stories) == 1
+        assert {member.source for member in stories[0]} == {"source-0", "source-1"}
+    finally:
+        for opened in stores:
+            opened.close()
+
+
+@pytest.mark.postgres
+def test_a_failed_save_leaves_no_session_idle_in_transaction(store_url: str) -> None:
+    if not store_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's sessions")
+    store = Store(store_url)
+    store.migrate()
+    (old,) = store.claim("a:1", ["s"], T0, LEASE, due_only=True)
+    store.claim("b:1", ["s"], T0 + LEASE * 2, LEASE, due_only=True)
+    try:
+        with pytest.raises(LeaseLostError), store.transaction() as transaction:
+            transaction.save_state(replace(old, last_result="ok"))
+        with psycopg.connect(
+            libpq_url(store_url.split("?", maxsplit=1)[0]), autocommit=True
+        ) as admin:
+            idle = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE state LIKE 'idle in transaction%' AND datname = current_database()"
+            ).fetchone()
+        assert idle == (0,)
+    finally:
+        store.close()
+
+
+def test_states_never_claimed_carry_no_lease(store: Store) -> None:
+    with store.transaction() as transaction:
+        transaction.save_state(SourceState(name="plain", last_result="ok"))
+    saved = store.source_state("plain")
+    assert saved is not None
+    assert (saved.claimed_by, saved.claimed_until, saved.claim_token) == (None, None, 0)
+
+
+def test_run_once_beside_a_node_skips_what_that_node_holds_and_says_so(tmp_path: Path) -> None:
+    feeds = tmp_path / "posts"
+    feeds.mkdir()
+    config_file = tmp_path / "aggregator.yaml"
+    config_file.write_text(
+        "store: {url: 'sqlite:///state.db'}\n"
+        "output: {dir: public}\n"
+        "sources:\n"
+        "  - {name: mine, kind: posts, path: posts}\n"
+        "  - {name: theirs, kind: posts, path: posts}\n"
+    )
+    config = load_config(config_file)
+    store = Store(config.store.url)
+    store.migrate()
+    now = datetime.now(UTC)
+    store.claim("other-machine:4242", ["theirs"], now, timedelta(minutes=5), due_only=False)
+    store.close()
+    done = run_aggregator(config_file, "run", "--once")
+    assert done.returncode == 0, done.stderr
+    assert "left to other-machine:4242: theirs (it is fetching it)" in done.stderr
+    store = Store(config.store.url)
+    try:
+        states = {state.name: state for state in store.source_states()}
+    finally:
+        store.close()
+    assert states["mine"].last_fetch_at is not None
+    assert states["theirs"].last_fetch_at is None
+    assert states["theirs"].claimed_by == "other-machine:4242"
