@@ -8,7 +8,9 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -467,7 +469,8 @@ def test_write_atomic_names_its_temp_files_with_our_prefix(
     monkeypatch.setattr("aggregator.render.files.os.replace", replace)
     write_atomic(tmp_path / "tags" / "a.atom", b"<feed/>")
     (name,) = renamed
-    assert name.startswith(f"{OUTPUT_TEMP_PREFIX}a.atom.") and name.endswith(".tmp")
+    writer = f"{socket.gethostname()}+{os.getpid()}+"
+    assert name.startswith(f"{OUTPUT_TEMP_PREFIX}{writer}a.atom.") and name.endswith(".tmp")
 
 
 def _touch(path: Path) -> Path:
@@ -511,6 +514,30 @@ def test_only_our_temp_files_in_our_folders_are_removed(tmp_path: Path) -> None:
     assert not [path for path in ours if path.exists()]
     assert all(path.exists() for path in theirs)
     assert elsewhere.exists() and link.is_symlink() and folder.is_dir()
+
+
+def test_a_shared_output_folder_keeps_the_temp_files_of_writes_in_progress(
+    tmp_path: Path,
+) -> None:
+    """Several nodes may render into one folder: a node starting up removes what crashed writes
+    left, never a temp file another live process (here or on another machine) is writing."""
+    public = tmp_path / "public"
+    here = socket.gethostname()
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as alive:
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        live_here = _touch(public / f"{OUTPUT_TEMP_PREFIX}{here}+{alive.pid}+all.atom.k2.tmp")
+        dead_here = _touch(public / f"{OUTPUT_TEMP_PREFIX}{here}+{dead.pid}+all.rss.k3.tmp")
+        elsewhere = _touch(public / "tags" / f"{OUTPUT_TEMP_PREFIX}node-b+77+x.atom.k4.tmp")
+        stale = _touch(public / "items" / f"{OUTPUT_TEMP_PREFIX}node-b+78+0a.html.k5.tmp")
+        two_hours_ago = time.time() - 7200
+        os.utime(stale, (two_hours_ago, two_hours_ago))
+        try:
+            removed = remove_leftovers(public)
+        finally:
+            alive.kill()
+    assert sorted(removed) == sorted([dead_here, stale])
+    assert live_here.exists() and elsewhere.exists()
 
 
 def test_leftovers_of_a_missing_folder_are_none(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import httpx
 from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher
 from aggregator.models import SourceState
+from aggregator.nodes import node_name
 from aggregator.pipeline import heap
 from aggregator.pipeline.ingest import Ingest, SourceReport
 from aggregator.pipeline.worker import start_worker
@@ -195,11 +196,6 @@ async def run_pass_async(
     else:
         written = ()  # nothing a reader or the status page would see has changed
     return PassReport(sources=report.sources, written=written)
-
-
-def node_name() -> str:
-    """This process as a node of the store: its machine and process id."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _claim(

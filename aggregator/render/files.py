@@ -6,15 +6,27 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aggregator.config.output_dir import OUTPUT_OLD_TEMP, OUTPUT_TEMP_PREFIX
 from aggregator.errors import RenderError
+from aggregator.nodes import local_process_gone, node_name
 
 # Served files must be readable by a web server running as another user; mkstemp gives 0600.
 _FILE_MODE = 0o644
+# A temp file of another machine (an output folder several nodes share) older than this was
+# left by a write that crashed: a write takes seconds.
+_FOREIGN_TEMP_AGE = 3600.0
+
+
+def _writer() -> str:
+    """Who writes a temp file, in its name: this node, `host:pid` as `host+pid+` (`+` is in no
+    host name)."""
+    return node_name().replace(":", "+") + "+"
 
 
 def _same_bytes(path: Path, data: bytes) -> bool:
@@ -48,7 +60,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(
-            dir=folder, prefix=f"{OUTPUT_TEMP_PREFIX}{path.name}.", suffix=".tmp"
+            dir=folder, prefix=f"{OUTPUT_TEMP_PREFIX}{_writer()}{path.name}.", suffix=".tmp"
         )
     except OSError as exc:
         raise RenderError(f"{path}: cannot create a temporary file: {exc}") from exc
@@ -104,7 +116,10 @@ def remove_leftovers(root: Path) -> list[Path]:
 
     Only ours: files named with OUTPUT_TEMP_PREFIX, or with the older names of the files render
     writes, in the output folder, its tags/ and its items/, never further down: whatever else
-    the folder holds (a user's own files, a mounted tree) is not ours to delete."""
+    the folder holds (a user's own files, a mounted tree) is not ours to delete. And only those
+    of writes that are over: a temp file names the machine and process writing it, and in an
+    output folder several nodes share, one of a live process here, or a recent one of another
+    machine, is a write in progress."""
     removed: list[Path] = []
     for sub, old_name in _OLD_TEMPS.items():
         folder = root / sub if sub else root
@@ -120,6 +135,8 @@ def remove_leftovers(root: Path) -> list[Path]:
             ours = name.startswith(OUTPUT_TEMP_PREFIX) and name.endswith(".tmp")
             if not (ours or old_name.fullmatch(name)):
                 continue
+            if ours and _in_progress(entry):
+                continue
             # A link or folder by that name was not made by mkstemp.
             if not entry.is_file(follow_symlinks=False):
                 continue
@@ -127,3 +144,18 @@ def remove_leftovers(root: Path) -> list[Path]:
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
     return removed
+
+
+def _in_progress(entry: os.DirEntry[str]) -> bool:
+    """Whether a temp file named with its writer belongs to a write that may still finish."""
+    parts = entry.name[len(OUTPUT_TEMP_PREFIX) :].split("+", 2)
+    if len(parts) < 3 or not parts[1].isdigit():
+        return False  # named before temp files named their writer
+    writer = f"{parts[0]}:{parts[1]}"
+    if parts[0] == socket.gethostname():
+        return writer != node_name() and not local_process_gone(writer)
+    try:
+        age = time.time() - entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return False
+    return age < _FOREIGN_TEMP_AGE

@@ -3,7 +3,6 @@ and the lease a node holds on it while it fetches it (several nodes on one store
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -13,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from aggregator.errors import LeaseLostError
 from aggregator.models import SourceState
+from aggregator.nodes import local_process_gone
 from aggregator.store.plain import Plain, chunks, marks, time_columns
 from aggregator.store.rows import STATE_FIELDS, state_from_row
 from aggregator.store.tables import ARTICLE, SOURCE_STATE
@@ -137,19 +137,8 @@ def _free_dead_local_holders(plain: Plain, node: str, now: datetime) -> None:
     free at once, not when they run out."""
     host, _, _ = node.rpartition(":")
     for (holder,) in plain.rows(_LOCAL_HOLDERS, (f"{host}:%", plain.time(now))):
-        pid = holder.rpartition(":")[2]
-        if holder != node and pid.isdigit() and not _alive(int(pid)):
+        if holder != node and local_process_gone(holder):
             plain.run(_FREE_HOLDERS, (holder,))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _state(plain: Plain, row: Sequence[Any]) -> SourceState:
