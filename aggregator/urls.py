@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from urllib.parse import (
-    SplitResult,
     parse_qsl,
     quote,
     unquote_plus,
@@ -97,14 +96,7 @@ def absolute_url(url: str, base: str | None) -> str:
 def is_web_url(url: str) -> bool:
     """An http(s) URL with a host that urllib can take apart (`http://a.c[o/` it cannot)."""
     try:
-        return is_web_parts(urlsplit(url))
-    except ValueError:
-        return False
-
-
-def is_web_parts(parts: SplitResult) -> bool:
-    """is_web_url for a URL already split."""
-    try:
+        parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
         return parts.scheme.lower() in _SAFE_SCHEMES and bool(parts.hostname)
     except ValueError:

@@ -3,7 +3,7 @@
 One lxml parse, every rule applied to that tree, one serialization (two when tidying turned
 out to have work), the plain text read from it, then nh3 as the last and unconditional step:
 whatever fails before it, nothing leaves here that nh3 has not sanitized. Patterns and tables
-live in rules.py, per-element rules in links.py (URL shortcuts in fast_urls.py), text rules in
+live in rules.py, per-element rules in links.py, text rules in
 text.py, block edges in edges.py, the plain text in lines.py, Rust regex scans in scan.py.
 """
 

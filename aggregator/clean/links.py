@@ -10,8 +10,7 @@ from lxml import etree
 
 from aggregator.clean import rules as cr
 from aggregator.clean.audit import Audit
-from aggregator.clean.fast_urls import is_web, join_path, split_web
-from aggregator.urls import absolute_url, remove_tracking_parameters
+from aggregator.urls import absolute_url, is_web_url, remove_tracking_parameters
 
 _Element = etree._Element
 
@@ -72,8 +71,8 @@ def fix_image(img: _Element, base: str | None, rules: Audit) -> str | None:
             chosen = first_url(img, (), ("srcset",)) or src
     if chosen != src:
         rules.add("lazy-image")
-    url, tracked, web = clean_url(chosen, base)
-    if url is None or not (web or is_web(url)):
+    url, tracked = clean_url(chosen, base)
+    if url is None or not is_web_url(url):
         relative = base is None and chosen and not cr.URL_SCHEME.match(chosen)
         return "relative-image-dropped" if relative else "bad-image-src"
     lowered = url.lower()
@@ -104,7 +103,7 @@ def fix_link(a: _Element, base: str | None, rules: Audit) -> str | None:
     try:
         url = absolute_url(href, base) if href.strip() else ""
         # urlsplit lowercases the scheme and drops tabs/newlines like browsers
-        parts = split_web(url) or urlsplit(url)
+        parts = urlsplit(url)
     except ValueError:
         url = ""
     if not url or (parts.scheme and parts.scheme not in cr.URL_SCHEMES):
@@ -137,15 +136,12 @@ def unwrap_link(a: _Element) -> None:
     a.tag = UNWRAPPED_TAG
 
 
-def clean_url(url: str, base: str | None) -> tuple[str | None, bool, bool]:
-    """Absolute, tracking-free `url` (None when unusable), whether parameters went, and
-    whether it is known to be a web URL (joined to a plain http(s) base)."""
+def clean_url(url: str, base: str | None) -> tuple[str | None, bool]:
+    """Absolute, tracking-free `url` (None when unusable), and whether parameters went."""
     try:
-        if url and base and (joined := join_path(url.strip(), base)) is not None:
-            return (*strip_tracking(joined), True)
-        return (*strip_tracking(absolute_url(url, base)), False) if url else (None, False, False)
+        return strip_tracking(absolute_url(url, base)) if url else (None, False)
     except ValueError:  # e.g. a malformed IPv6 host
-        return None, False, False
+        return None, False
 
 
 def strip_tracking(url: str) -> tuple[str, bool]:

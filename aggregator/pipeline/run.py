@@ -21,7 +21,6 @@ from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher
 from aggregator.models import SourceState
 from aggregator.nodes import node_name
-from aggregator.pipeline import heap
 from aggregator.pipeline.ingest import Ingest, SourceReport
 from aggregator.pipeline.worker import start_worker
 from aggregator.sources.schedule import health, is_backing_off, is_due
@@ -105,7 +104,6 @@ async def run_pass_async(
     progress: Callable[[int, int], None] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> PassReport:
-    heap.settle()  # the first pass in this process: what the imports made is frozen
     now = now or datetime.now(UTC)
     states = {state.name: state for state in store.source_states()}
     chosen: list[tuple[SourceConfig, SourceState]] = []
