@@ -1,4 +1,5 @@
-"""Backoff, Retry-After, 410 and 404 policy: what `status` shows and when a source is next due."""
+"""The sources package's schedule: backoff, Retry-After, 410 and 404 policy, what `status` shows
+and when a source is next due."""
 
 from __future__ import annotations
 
