@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:  # numpy is imported on first use: the store imports this module, and a
-    # pass of 304s (or `aggregator status`) should not pay 16 MB and 0.1 s for it.
+    # pass of 304s (or `aggregator status`) should not pay numpy's import for it.
     import numpy as np
     import numpy.typing as npt
 

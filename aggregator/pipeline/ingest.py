@@ -46,8 +46,8 @@ LARGE_PASS = 64
 # one, and 16 lets each run on while the other stalls (benchmarks/README.md).
 BACKLOG = 16
 # Fetched feeds waiting in memory for a place in the backlog; the others wait in files
-# (pipeline/waiting.py): a pass fetches far faster than it parses. 4 and 16 ran alike; 4 holds
-# less.
+# (pipeline/waiting.py): a pass fetches far faster than it parses, and more in memory ran no
+# faster (benchmarks/README.md).
 WAITING_IN_MEMORY = 4
 
 

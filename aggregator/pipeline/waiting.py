@@ -3,7 +3,7 @@
 A pass fetches far faster than it parses: a thousand feeds arrive in a few seconds, and parsing,
 cleaning and storing them takes twenty. Were the fetches held back to the pace of the parsing,
 a slow server late in the list would only be asked near the end, and the pass would then wait
-out its timeout (a 5 s timeout among the last sources added 5 s to a 20 s pass). Were they not
+out its whole timeout at the end of the pass. Were they not
 held back, the bodies would pile up in memory. So fetches run at the network's pace and the
 bodies wait here for one of the backlog's places: the first few as they are, the others in a
 temporary folder, read back when their turn comes.

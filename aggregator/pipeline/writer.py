@@ -10,8 +10,8 @@ for the commit. The transaction commits once no job is on its way (no caller is 
 
 Why not commit each time the queue runs dry: every commit writes each page it dirtied, and the
 indexes of the article table (id, link hash, text hash, cluster) take random inserts, so small
-commits write the same index pages again and again. A 20k-article first pass committed 269
-times, 4 sources at a time, and spent 12 s of its 31 s in COMMIT.
+commits write the same index pages again and again: a large first pass committing a few
+sources at a time spent a third of its time in COMMIT (benchmarks/README.md).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def signature(article: Article) -> str:
     """A digest of everything save_articles writes for a known article.
 
     Each value goes in length-prefixed, so no two different articles hash the same text; the
-    bodies are hashed as they are, which is many times faster than serialising them first.
+    bodies are hashed as they are, not serialised first (the save path runs it per article).
     """
     digest = hashlib.sha256()
     for name in _DESCRIPTIVE if article.dated else _DESCRIPTIVE_UNDATED:
