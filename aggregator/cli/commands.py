@@ -1,4 +1,4 @@
-"""The `aggregator` command: thin wrappers over config, pipeline, daemon and serve."""
+"""The `aggregator` group and its core commands: run, check, status, serve, clusters."""
 
 from __future__ import annotations
 
