@@ -297,3 +297,31 @@ def test_a_folder_of_posts_is_stored_relative_to_the_config(config: Path, tmp_pa
     )
     assert missing.returncode == 1
     assert "is not a folder" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--config", "{config}", "sources", "list", "--json"],
+        ["-c", "{config}", "sources", "list", "--json"],
+        ["sources", "list", "--json", "--config", "{config}"],
+        ["sources", "list", "--json", "-c", "{config}"],
+        ["sources", "list", "--config={config}", "--json"],
+    ],
+    ids=["long-first", "short-first", "long-after", "short-after", "equals-after"],
+)
+def test_the_config_option_is_taken_before_or_after_the_subcommand(
+    config: Path, args: list[str]
+) -> None:
+    command = [arg.replace("{config}", str(config)) for arg in args]
+    done = subprocess.run(
+        [sys.executable, "-m", "aggregator", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=config.parent.parent,  # no config/aggregator.yaml here: only the option finds it
+    )
+    assert done.returncode == 0, done.stderr
+    names = [source["name"] for source in json.loads(done.stdout)]
+    assert names == [source.name for source in load_config(config).sources]

@@ -20,8 +20,40 @@ from aggregator.pipeline.worker import quick_exit
 from aggregator.redact import MaskingFormatter, mask_text
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group, taking its own options (`--config`/`-c`, `--verbose`/`-v`) wherever
+    they are written: `aggregator sources add X URL -c FILE` is `aggregator -c FILE sources add
+    X URL`, as the README promises for every command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _group_options_first(args))
+
+
+def _group_options_first(args: list[str]) -> list[str]:
+    """`args` with the group's options moved in front of the subcommand (never past `--`)."""
+    first: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest += args[index:]
+            break
+        if arg in ("-c", "--config") and index + 1 < len(args):
+            first += args[index : index + 2]
+            index += 2
+            continue
+        if arg.startswith("--config=") or arg in ("-v", "--verbose"):
+            first.append(arg)
+        else:
+            rest.append(arg)
+        index += 1
+    return first + rest
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
+    "-c",
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, path_type=Path),
