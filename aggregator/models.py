@@ -218,6 +218,7 @@ class FetchRequest:
     # The source may reach private networks and loopback whatever its URL names (an intranet
     # feed under a public-looking name); link-local and cloud metadata stay out of reach.
     private_network: bool = False
+    user_agent: str | None = None  # None: the fetcher's own
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from lxml import html as lxml_html
 
 from aggregator.models import Document
 from aggregator.parse import parse_post
+from tests.farm import Farm, FarmConfig
 from tests.helpers import run_aggregator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -321,3 +322,35 @@ def _poll(url: str, seconds: float = 30) -> httpx.Response:
         if time.monotonic() > deadline:
             raise AssertionError(f"{url} not served within {seconds}s")
         time.sleep(0.2)
+
+
+def test_sources_are_asked_with_the_configured_user_agent(tmp_path: Path) -> None:
+    """By default requests name this instance's site, so a publisher can see who polls it;
+    `defaults.user_agent` and a source's own `user_agent` replace it."""
+    with Farm(FarmConfig(feeds=3, items=1, bad_citizens=False)) as farm:
+        first, second, third = farm.feed_urls()
+        config = tmp_path / "aggregator.yaml"
+        config.write_text(
+            "store: {url: 'sqlite:///state.db'}\n"
+            "output: {dir: public, base_url: 'https://news.example.org/'}\n"
+            "sources:\n"
+            f"  - {{name: plain, kind: feed, url: '{first}'}}\n"
+            f"  - {{name: own, kind: feed, url: '{second}',"
+            " user_agent: 'Reader/1 (+mailto:a@b.c)'}\n"
+        )
+        assert run_aggregator(config, "run", "--once").returncode == 0
+        configured = config.read_text().replace(
+            "sources:\n", "defaults: {user_agent: 'Planet Example/1.0'}\nsources:\n"
+        )
+        config.write_text(configured + f"  - {{name: third, kind: feed, url: '{third}'}}\n")
+        assert run_aggregator(config, "run", "--once").returncode == 0
+        agents = [(log.path, log.user_agent) for log in farm.requests]
+    by_path: dict[str, list[str | None]] = {}
+    for path, agent in agents:
+        by_path.setdefault(path, []).append(agent)
+    paths = [urlsplit(url).path for url in (first, second, third)]
+    default = by_path[paths[0]][0] or ""
+    assert default.startswith("aggregator/") and default.endswith("(+https://news.example.org/)")
+    assert by_path[paths[0]][1] == "Planet Example/1.0"
+    assert set(by_path[paths[1]]) == {"Reader/1 (+mailto:a@b.c)"}
+    assert by_path[paths[2]] == ["Planet Example/1.0"]

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from aggregator import __version__
 from aggregator.config.output_dir import output_dir_problem
 from aggregator.urls import is_web_url
 
@@ -240,6 +241,8 @@ Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 WebUrl = Annotated[str, AfterValidator(_web_url)]
 Regex = Annotated[str, AfterValidator(_regex)]
 Name = Annotated[str, Field(min_length=1, pattern=r"^[^\s/\\]+$")]
+# A header value: printable ASCII, no line breaks, of a sensible length.
+UserAgent = Annotated[str, Field(min_length=1, max_length=300, pattern=r"^[ -~]+$")]
 # A host name for host-keyed clean rules: lowercase labels, applies to its subdomains too.
 Host = Annotated[
     str, Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
@@ -274,6 +277,9 @@ class Defaults(_Strict):
     per_host: int = Field(default=2, ge=1, le=64)  # concurrent requests to one host
     concurrency: int = Field(default=50, ge=1, le=1000)  # concurrent requests in all
     timezone: TimeZone = "UTC"  # for dates that carry no zone
+    # What requests call themselves; default `aggregator/VERSION (+output.base_url)`, so a
+    # publisher can see whose instance polls it.
+    user_agent: UserAgent | None = None
 
 
 class CleanRules(_Strict):
@@ -296,6 +302,7 @@ class SourceConfig(_Strict):
     # What the entries' own categories become: tags (each its own feed), or nothing, so a
     # handful of feeds cannot make a hundred tags.
     categories: Literal["tags", "ignore"] = "tags"
+    user_agent: UserAgent | None = None  # this source's own (a publisher that asks for one)
     # May reach private networks and loopback whatever its URL's host name says (an intranet
     # feed under a public-looking name); by default a public name resolving inside is refused.
     private_network: bool = False
@@ -369,6 +376,10 @@ class Config(_Strict):
 
     def max_bytes(self, source: SourceConfig) -> int:
         return source.max_bytes or self.defaults.max_bytes
+
+    def user_agent(self, source: SourceConfig | None = None) -> str:
+        configured = (source.user_agent if source else None) or self.defaults.user_agent
+        return configured or f"aggregator/{__version__} (+{self.output.base_url})"
 
     def zone(self, source: SourceConfig) -> ZoneInfo:
         return ZoneInfo(source.timezone or self.defaults.timezone)

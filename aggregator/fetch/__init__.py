@@ -47,7 +47,8 @@ from aggregator.fetch.reach import Reach
 from aggregator.models import Document, FetchRequest, FetchResult
 from aggregator.urls import is_web_url
 
-USER_AGENT = f"aggregator/{__version__} (+https://github.com/aggregator/aggregator)"
+# Without a configured one (defaults.user_agent), the pipeline names the instance's own site.
+USER_AGENT = f"aggregator/{__version__}"
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, text/html;q=0.8, */*;q=0.5"
@@ -162,6 +163,8 @@ class Fetcher:
         """One request of the chain: a result, or None after appending the redirect target."""
         validators = {"If-None-Match": request.etag, "If-Modified-Since": request.last_modified}
         headers = dict(self._headers)
+        if request.user_agent:
+            headers["User-Agent"] = request.user_agent
         # A stored validator that cannot travel in a header is dropped, not a crash.
         headers.update(
             (k, v) for k, v in validators.items() if v and v.isascii() and v.isprintable()

@@ -317,6 +317,7 @@ class Ingest:
                 timeout=self.config.timeout(source).total_seconds(),
                 max_bytes=self.config.max_bytes(source),
                 private_network=source.private_network,
+                user_agent=self.config.user_agent(source),
             )
         )
 
