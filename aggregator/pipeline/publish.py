@@ -14,6 +14,7 @@ from aggregator.pipeline.run import render_key
 from aggregator.render import remove_leftovers, render_site
 from aggregator.sources.schedule import health as source_health
 from aggregator.store import Store
+from aggregator.tags import slugify
 
 log = logging.getLogger("aggregator")
 
@@ -28,7 +29,10 @@ def publish(
     renders that tag's feeds and leaves the others' files (and their ETags) alone.
     """
     limit = config.output.items_per_feed
-    tags = store.tag_summaries()
+    # The user's own tags (of sources and rules) first, then the entries' own categories.
+    chosen = {slugify(tag) for source in config.sources for tag in source.tags}
+    chosen |= {slugify(rule.tag) for rule in config.rules}
+    tags = sorted(store.tag_summaries(), key=lambda tag: tag.slug not in chosen)
     feeds = [FeedData(None, config.output.title, _items(store.clusters(None, limit)))]
     feeds += [
         FeedData(tag.slug, tag.name, _items(store.clusters(tag.slug, limit)))

@@ -94,7 +94,7 @@ def tag_summaries(connection: Connection) -> list[TagSummary]:
         for name, slug, count, last_updated in connection.execute(query)
     ]
     # Sorted here: SQLite and PostgreSQL collations order non-ASCII names differently.
-    return sorted(summaries, key=lambda summary: (summary.name, summary.slug))
+    return sorted(summaries, key=lambda tag: (tag.name.casefold(), tag.name, tag.slug))
 
 
 def daily_counts(connection: Connection, today: date, days: int) -> DailyCounts:
