@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -21,7 +23,7 @@ from lxml import html as lxml_html
 from aggregator.models import Document
 from aggregator.parse import parse_post
 from tests.farm import Farm, FarmConfig
-from tests.helpers import run_aggregator
+from tests.helpers import run_aggregator, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -354,3 +356,33 @@ def test_sources_are_asked_with_the_configured_user_agent(tmp_path: Path) -> Non
     assert by_path[paths[0]][1] == "Planet Example/1.0"
     assert set(by_path[paths[1]]) == {"Reader/1 (+mailto:a@b.c)"}
     assert by_path[paths[2]] == ["Planet Example/1.0"]
+
+
+def test_logs_name_times_to_the_second_and_say_when_a_source_recovers(tmp_path: Path) -> None:
+    feed = (Path(__file__).parent / "fixtures" / "feeds" / "atom_text_content.xml").read_bytes()
+    broken = True
+
+    class Flaky(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(500 if broken else 200)
+            self.send_header("Content-Type", "application/atom+xml")
+            self.end_headers()
+            self.wfile.write(b"" if broken else feed)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with serving(Flaky) as base_url:
+        config = tmp_path / "aggregator.yaml"
+        config.write_text(
+            "store: {url: 'sqlite:///state.db'}\noutput: {dir: public}\n"
+            f"sources:\n  - {{name: flaky, kind: feed, url: '{base_url}/feed'}}\n"
+        )
+        failed = run_aggregator(config, "run", "--once")
+        broken = False
+        recovered = run_aggregator(config, "run", "--once", "--retry-failed")
+    line = next(line for line in failed.stderr.splitlines() if "flaky: failed" in line)
+    assert re.search(r"next try \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\)$", line), line
+    assert re.search(
+        r"flaky: recovered after 1 failures \(failing since [0-9T:+-]+\)", recovered.stderr
+    ), recovered.stderr

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from aggregator.cli.sources import format_duration
-from aggregator.config import load_config, parse_duration
+from aggregator.config import format_duration, load_config, parse_duration
 from aggregator.config.edit import ConfigEditError, add_sources, remove_source, set_enabled
 from tests.helpers import run_aggregator, serving
 

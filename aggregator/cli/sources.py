@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
 from aggregator.cli.common import EXIT_FAILED, config_or_exit
-from aggregator.config import Config
+from aggregator.config import Config, format_duration
 from aggregator.config.edit import (
     ConfigEditError,
     add_sources,
@@ -29,23 +28,6 @@ from aggregator.redact import mask_text, mask_url
 from aggregator.urls import canonical_url
 
 RELOAD_NOTE = "a running daemon picks the change up on SIGHUP (systemctl reload aggregator)"
-
-_UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-
-
-def format_duration(duration: timedelta) -> str:
-    """A duration spelled as the config writes it (`15m`, `1h30m`, `1d`), which
-    config.parse_duration reads back to the same value."""
-    milliseconds = round(duration.total_seconds() * 1000)
-    seconds, rest = divmod(milliseconds, 1000)
-    parts: list[str] = []
-    for unit, size in _UNITS:
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    if rest:
-        parts.append(f"{rest}ms")
-    return "".join(parts) or "0s"
 
 
 _config = config_or_exit

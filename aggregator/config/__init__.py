@@ -25,6 +25,7 @@ from aggregator.config.model import (
     ServerConfig,
     SourceConfig,
     StoreConfig,
+    format_duration,
     parse_duration,
     parse_size,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "SourceConfig",
     "StoreConfig",
     "config_path",
+    "format_duration",
     "load_config",
     "parse_duration",
     "parse_size",

@@ -70,6 +70,24 @@ _SIZE_UNITS = {
 }
 
 
+_SPELLED_UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def format_duration(duration: timedelta) -> str:
+    """A duration spelled as the config writes it (`15m`, `1h30m`, `1d`), which
+    parse_duration reads back to the same value."""
+    milliseconds = round(duration.total_seconds() * 1000)
+    seconds, rest = divmod(milliseconds, 1000)
+    parts: list[str] = []
+    for unit, size in _SPELLED_UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    if rest:
+        parts.append(f"{rest}ms")
+    return "".join(parts) or "0s"
+
+
 def parse_duration(value: object) -> timedelta:
     """`15m`, `1h30m`, `20s`, `1d`; a bare number means seconds. At most MAX_DURATION."""
     if isinstance(value, timedelta):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from aggregator.config import Config, load_config
+from aggregator.config import Config, format_duration, load_config
 from aggregator.errors import ConfigError
 from aggregator.store import Store
 
@@ -72,4 +72,9 @@ def apply_intervals(running: Config, loaded: Config, store: Store) -> None:
         with store.transaction(f"saving the state of {source.name}") as transaction:
             # Saved as a setting, not as the pass holding its lease (if one does) would.
             transaction.save_state(dataclasses.replace(state, next_fetch_at=due, claimed_by=None))
-        log.info("%s: interval now %s; next fetch %s", source.name, loaded.interval(source), due)
+        log.info(
+            "%s: interval now %s; next fetch %s",
+            source.name,
+            format_duration(loaded.interval(source)),
+            due.isoformat(timespec="seconds"),
+        )

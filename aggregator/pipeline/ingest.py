@@ -142,13 +142,27 @@ class Ingest:
                 log.debug("%s: failed", source.name, exc_info=True)
                 submitted = await self._submit_failure(source, state, describe(error), None)
         try:
-            return await self._report(submitted)
+            report = await self._report(submitted)
         except LeaseLostError as error:  # another node has it now: its save, not ours, stands
             log.warning("%s: not saved: %s", source.name, error.reason)
             return SourceReport(source.name, held_by=error.holder)
         except Exception as error:  # its save was refused and rolled back
             log.debug("%s: save failed", source.name, exc_info=True)
             reason = f"store: {describe(error)}"
+        else:
+            if state.error_streak and not report.error and submitted.committed is not None:
+                since = (
+                    state.failing_since.isoformat(timespec="seconds")
+                    if state.failing_since
+                    else "-"
+                )
+                log.info(
+                    "%s: recovered after %d failures (failing since %s)",
+                    source.name,
+                    state.error_streak,
+                    since,
+                )
+            return report
         try:
             return await self._report(await self._submit_failure(source, state, reason, None))
         except Exception:  # the store cannot even take the failure: report it all the same
@@ -258,7 +272,10 @@ class Ingest:
         result = await submitted.committed if submitted.committed is not None else None
         report = submitted.report
         if report.error:
-            log.error("%s: failed: %s (next try %s)", report.name, report.error, submitted.next_try)
+            next_try = (
+                submitted.next_try.isoformat(timespec="seconds") if submitted.next_try else "-"
+            )
+            log.error("%s: failed: %s (next try %s)", report.name, report.error, next_try)
         if submitted.saved is None or not isinstance(result, SaveResult):
             return report
         for message in submitted.saved.notes:

@@ -122,7 +122,9 @@ async def run_pass_async(
                     "%s: backing off after %d failures; next try %s (--retry-failed tries now)",
                     source.name,
                     state.error_streak,
-                    state.next_fetch_at,
+                    state.next_fetch_at.isoformat(timespec="seconds")
+                    if state.next_fetch_at
+                    else "-",
                 )
                 reports.append(SourceReport(source.name, backing_off_until=state.next_fetch_at))
         elif not due_only or is_due(state, now):
