@@ -144,7 +144,7 @@ def test_sighup_adds_a_source_live_and_a_bad_config_changes_nothing(
             text.replace("tags: [tag-0]", "tags: [tag-0]\n    interval: 1h"), encoding="utf-8"
         )
         daemon.signal(signal.SIGHUP)
-        _wait_for(lambda: "farm-0: interval now 1:00:00" in daemon.stderr(), 10, "new interval")
+        _wait_for(lambda: "farm-0: interval now 1h" in daemon.stderr(), 10, "new interval")
         status = run_aggregator(config, "status", "--json")
         row = next(row for row in json.loads(status.stdout) if row["name"] == "farm-0")
         due = datetime.fromisoformat(row["next_due"]) - datetime.fromisoformat(row["last_fetch"])
