@@ -423,3 +423,18 @@ def test_the_daemon_serves_behind_the_connection_guard(tmp_path: Path) -> None:
         assert re.search(r"serving .* \(at most \d+ connections\)", daemon.stderr())
         code, _ = daemon.stop()
         assert code == 0, daemon.stderr()
+
+
+def test_a_pass_longer_than_the_interval_says_so_once_in_its_own_words(tmp_path: Path) -> None:
+    """Ticks that find the last pass still running are skipped quietly; the pass that overran
+    its interval gets one line of ours instead of the scheduler's warning per skipped tick."""
+    slow = FarmConfig(feeds=1, items=2, latency=3.0, churn=0.0, bad_citizens=False)
+    with Farm(slow) as farm:
+        port = free_port()
+        config = write_config(tmp_path, port, [_feed(farm, 0)], interval="1s", timeout="10s")
+        with Daemon(config, port) as daemon:
+            daemon.wait_healthy()
+            _wait_for(lambda: "longer than the shortest interval" in daemon.stderr(), 30, "it")
+            stderr = daemon.stderr()
+    assert re.search(r"pass took \d+s, longer than the shortest interval \(1s\)", stderr), stderr
+    assert "maximum number of running instances" not in stderr

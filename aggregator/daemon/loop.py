@@ -28,7 +28,7 @@ from typing import Any
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from aggregator.config import Config
+from aggregator.config import Config, format_duration
 from aggregator.daemon.metrics import DaemonMetrics, Nodes
 from aggregator.daemon.notify import Notifier, watchdog_period
 from aggregator.daemon.reload import apply_intervals, reloaded
@@ -140,6 +140,10 @@ class Daemon:
     # -- the clock ------------------------------------------------------------------------
 
     def _schedule(self) -> None:
+        # A tick that finds the last pass still running is skipped, by design (max_instances=1):
+        # APScheduler's warning for each is noise. A pass longer than an interval is worth a
+        # line, and _tick says it.
+        logging.getLogger("apscheduler.scheduler").addFilter(_NotTheSkippedTick())
         self._scheduler.add_job(
             self._tick,
             "interval",
@@ -175,6 +179,13 @@ class Daemon:
             self.metrics.pass_started = None
         seconds = time.monotonic() - started
         self.metrics.passed(report, seconds, failing, nodes)
+        interval = self.metrics.interval
+        if interval is not None and seconds > interval:
+            log.warning(
+                "pass took %s, longer than the shortest interval (%s): sources are fetched late",
+                format_duration(timedelta(seconds=round(seconds))),
+                format_duration(timedelta(seconds=interval)),
+            )
         if report.sources:
             log.info(
                 "pass: %d sources, %d new, %d failed, %d files written in %.1f s",
@@ -298,6 +309,11 @@ class Daemon:
             server.force_exit = True
         log.info("stopped")
         return 0
+
+
+class _NotTheSkippedTick(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in record.getMessage()
 
 
 async def _serve(server: uvicorn.Server) -> None:
