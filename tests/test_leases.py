@@ -4,8 +4,11 @@ its copies, and a failed save leaves no transaction open. On the real PostgreSQL
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,9 +20,11 @@ from aggregator.config import load_config
 from aggregator.errors import LeaseLostError
 from aggregator.models import Article, SourceState
 from aggregator.pipeline.cluster import cluster
+from aggregator.pipeline.run import open_store, run_pass
 from aggregator.store import Store
 from tests.conftest import libpq_url
-from tests.helpers import run_aggregator
+from tests.farm import Farm, FarmConfig
+from tests.helpers import farm_config, run_aggregator
 from tests.test_store import make
 
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -98,10 +103,11 @@ def test_leases_a_node_did_not_use_are_given_back(store: Store) -> None:
 
 
 def test_leases_of_a_dead_process_of_this_machine_are_free_at_once(store: Store) -> None:
+    here = socket.gethostname()
     dead_pid = 2**22 + 17  # above pid_max's default: no such process
-    store.claim(f"here:{dead_pid}", NAMES[:2], T0, LEASE, due_only=True)
+    store.claim(f"{here}:{dead_pid}", NAMES[:2], T0, LEASE, due_only=True)
     assert _claimed(store, "elsewhere:1", T0, NAMES[:2]) == set()
-    assert _claimed(store, "here:1", T0, NAMES[:2]) == set(NAMES[:2])
+    assert _claimed(store, f"{here}:{os.getpid()}", T0, NAMES[:2]) == set(NAMES[:2])
 
 
 def _story(source: str) -> Article:
@@ -206,3 +212,49 @@ def test_run_once_beside_a_node_skips_what_that_node_holds_and_says_so(tmp_path:
     assert states["mine"].last_fetch_at is not None
     assert states["theirs"].last_fetch_at is None
     assert states["theirs"].claimed_by == "other-machine:4242"
+
+
+def test_a_pass_longer_than_its_leases_renews_them(tmp_path: Path) -> None:
+    """Leases last twice the time-out (here 4 s) and the pass renews those of the sources it
+    has not finished: another node asking all along for due sources never gets one, though
+    the pass outlasts a lease; and once it is over, nothing is held."""
+    slow = FarmConfig(feeds=6, items=1, latency=1.5, churn=0.0, bad_citizens=False)
+    with Farm(slow) as farm:
+        config_file = farm_config(tmp_path, farm.feed_urls())
+        text = config_file.read_text()
+        config_file.write_text(
+            text.replace("sources:", "defaults: {timeout: 2s, concurrency: 1}\nsources:")
+        )
+        config = load_config(config_file)
+        store = open_store(config)
+        other = Store(config.store.url)
+        names = [source.name for source in config.sources]
+        taken: list[str] = []
+        done = threading.Event()
+
+        def ask() -> None:
+            # From the moment the pass has claimed its sources.
+            while not done.is_set() and not any(s.claimed_by for s in other.source_states()):
+                time.sleep(0.05)
+            while not done.is_set():
+                claimed = other.claim("other:1", names, datetime.now(UTC), LEASE, due_only=True)
+                taken.extend(state.name for state in claimed)
+                time.sleep(0.3)
+
+        asker = threading.Thread(target=ask)
+        try:
+            asker.start()
+            started = time.monotonic()
+            run_pass(config, store)
+            took = time.monotonic() - started
+        finally:
+            done.set()
+            asker.join(timeout=30)
+            other.close()
+        held = {state.name: state.claimed_by for state in store.source_states()}
+        store.close()
+        fetched = Counter(log.path for log in farm.requests)
+    assert took > 2 * 4, took  # it outlasted a lease, and then some
+    assert taken == []
+    assert sorted(fetched.values()) == [1] * len(names)
+    assert held == dict.fromkeys(names)

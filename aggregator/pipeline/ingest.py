@@ -13,10 +13,11 @@ import asyncio
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from aggregator import __version__
@@ -95,7 +96,7 @@ class Ingest:
     # inline_jobs_for). None: CPU work on threads.
     workers: Callable[[bool], Executor | None] | None
     writer: Executor  # one thread: every store call, in order
-    now: datetime
+    now: datetime  # the pass's start (a test may set it); see _clock
     inline_jobs: int = INLINE_JOBS
     # Sources fetching at once at most; a source takes its turn before its first request and
     # gives it back with the answer, whatever is left of its work.
@@ -109,10 +110,17 @@ class Ingest:
         default_factory=lambda: WaitingRoom(places=BACKLOG, in_memory=WAITING_IN_MEMORY)
     )
     _turns: asyncio.Semaphore = field(init=False)
+    _started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self._saves = GroupWriter(self.store, self.writer)
         self._turns = asyncio.Semaphore(self.turns)
+
+    def _clock(self) -> datetime:
+        """Now, on the pass's clock: its start plus the time since. A source is scheduled from
+        when it was fetched, not from when the pass began: a pass that stalled (a frozen
+        process, a long backlog) must not leave it due again at once."""
+        return self.now + timedelta(seconds=time.monotonic() - self._started)
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
@@ -221,7 +229,9 @@ class Ingest:
         if processed.error:
             return await self._submit_failure(source, state, processed.error, fetch)
         interval = self.config.interval(source)
-        new_state = succeeded(state, self.now, interval, fetch=fetch, configured_url=source.url)
+        new_state = succeeded(
+            state, self._clock(), interval, fetch=fetch, configured_url=source.url
+        )
         articles = list(processed.articles)
         undated = sum(not article.dated for article in articles)
         new_state = replace(
@@ -252,7 +262,12 @@ class Ingest:
     ) -> Submitted:
         interval = self.config.interval(source)
         unchanged = succeeded(
-            state, self.now, interval, result="not modified", fetch=fetch, configured_url=source.url
+            state,
+            self._clock(),
+            interval,
+            result="not modified",
+            fetch=fetch,
+            configured_url=source.url,
         )
         committed = await self._saves.submit(lambda transaction: transaction.save_state(unchanged))
         log.debug("%s: not modified", source.name)
@@ -261,7 +276,7 @@ class Ingest:
     async def _submit_failure(
         self, source: SourceConfig, state: SourceState, error: str, fetch: FetchResult | None
     ) -> Submitted:
-        new_state = failed(state, self.now, self.config.interval(source), error, fetch=fetch)
+        new_state = failed(state, self._clock(), self.config.interval(source), error, fetch=fetch)
         committed = await self._saves.submit(lambda transaction: transaction.save_state(new_state))
         return Submitted(
             SourceReport(source.name, error=error), committed, next_try=new_state.next_fetch_at
@@ -337,6 +352,15 @@ class Ingest:
                 user_agent=self.config.user_agent(source),
             )
         )
+
+    async def renew_leases(self, node: str, tokens: dict[str, int], lease: timedelta) -> None:
+        """Extend the leases `node` holds (name: fencing token) by `lease` from now, in the
+        shared transaction; a lease another node took meanwhile is left alone."""
+        until = self._clock() + lease
+        try:
+            await self._saves.submit(lambda transaction: transaction.renew(node, tokens, until))
+        except Exception:  # the next renewal tries again; the leases still hold until then
+            log.debug("renewing leases failed", exc_info=True)
 
     async def _cpu(self, job: process.Job, *args: object) -> Processed:
         """`job(*args)` in a worker process, or on a thread here (see `workers`)."""

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -129,8 +129,11 @@ async def run_pass_async(
                 reports.append(SourceReport(source.name, backing_off_until=state.next_fetch_at))
         elif not due_only or is_due(state, now):
             chosen.append((source, state))
-    chosen, held = _claim(store, config, chosen, now, due_only=due_only)
+    lease = lease_for(config, [source for source, _ in chosen])
+    chosen, held = _claim(store, chosen, now, lease, due_only=due_only)
     reports += held
+    # Claimed and not finished yet: their leases are renewed while the pass works on them.
+    pending = {state.name: state.claim_token for _, state in chosen}
     web = sum(source.fetched for source, _ in chosen)
     with ThreadPoolExecutor(1, thread_name_prefix="store") as writer:
         async with Fetcher(
@@ -150,12 +153,14 @@ async def run_pass_async(
                 stop=stop,
             )
             done = 0
+            renewing = asyncio.create_task(_keep_leases(ingest, pending, lease))
 
             async def one(source: SourceConfig, state: SourceState) -> SourceReport:
                 nonlocal done
                 if stop is not None and stop.is_set():
                     return SourceReport(source.name)  # still due: the next start fetches it
                 report = await ingest.source(source, state)
+                pending.pop(source.name, None)
                 done += 1
                 if progress is not None:
                     progress(done, len(chosen))
@@ -171,6 +176,7 @@ async def run_pass_async(
                     *(one(source, state) for source, state in chosen if source.fetched)
                 )
             finally:
+                renewing.cancel()
                 ingest.close()
     if stop is not None and stop.is_set():  # leases of sources it never got to, given back
         store.release(node_name(), [state for _, state in chosen])
@@ -198,11 +204,26 @@ async def run_pass_async(
     return PassReport(sources=report.sources, written=written)
 
 
+def lease_for(config: Config, sources: Sequence[SourceConfig]) -> timedelta:
+    """How long a claim holds: twice the longest time-out of the claimed sources. The pass
+    renews the leases of the sources it has not finished (_keep_leases), so a node that stops
+    (killed, frozen) lets its sources go within one lease, however long its pass."""
+    return 2 * max((config.timeout(source) for source in sources), default=timedelta(seconds=20))
+
+
+async def _keep_leases(ingest: Ingest, pending: dict[str, int], lease: timedelta) -> None:
+    """Every third of a lease, renew the leases of the sources the pass has not finished."""
+    while True:
+        await asyncio.sleep(lease.total_seconds() / 3)
+        if pending:
+            await ingest.renew_leases(node_name(), dict(pending), lease)
+
+
 def _claim(
     store: Store,
-    config: Config,
     chosen: list[tuple[SourceConfig, SourceState]],
     now: datetime,
+    lease: timedelta,
     *,
     due_only: bool,
 ) -> tuple[list[tuple[SourceConfig, SourceState]], list[SourceReport]]:
@@ -211,14 +232,10 @@ def _claim(
     another node since the states were read: it is no longer due."""
     if not chosen:
         return [], []
-    # Long enough for every source to get its turn and its time-out twice over.
-    rounds = -(-len(chosen) // config.defaults.concurrency)
-    longest = max(config.timeout(source) for source, _ in chosen)
     node = node_name()
     names = [source.name for source, _ in chosen]
     claimed = {
-        state.name: state
-        for state in store.claim(node, names, now, 2 * longest * rounds, due_only=due_only)
+        state.name: state for state in store.claim(node, names, now, lease, due_only=due_only)
     }
     held: list[SourceReport] = []
     if len(claimed) < len(chosen):

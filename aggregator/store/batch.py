@@ -7,7 +7,7 @@ lookups run on the same connection as the writes, inside the same BEGIN IMMEDIAT
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -80,6 +80,10 @@ class StoreTransaction:
 
     def save_state(self, state: SourceState) -> None:
         sources.save_state(self._connection, state)
+
+    def renew(self, node: str, tokens: Mapping[str, int], until: datetime) -> None:
+        """Extend `node`'s leases (source name: fencing token) to `until`."""
+        sources.renew(self._connection, node, tokens, until)
 
     def finish(self) -> None:
         """Write what the saves held back; Store.transaction calls it just before the commit."""

@@ -3,7 +3,7 @@ and the lease a node holds on it while it fetches it (several nodes on one store
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +69,11 @@ _LOCAL_HOLDERS = (
 _FREE_HOLDERS = (
     "UPDATE source_state SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?"
 )
+_RENEW = (
+    "UPDATE source_state SET claimed_until = ?"
+    # Only while the lease is still the node's own, under the same claim.
+    " WHERE name = ? AND claimed_by = ? AND claim_token = ?"
+)
 _RELEASE = (
     "UPDATE source_state SET claimed_by = NULL, claimed_until = NULL"
     " WHERE name = ? AND claimed_by = ? AND claim_token = ?"
@@ -124,12 +129,20 @@ def claim(
         statement = _CLAIM.format(chosen=chosen)
         rows = plain.rows(statement, [node, plain.time(until), *parameters])
         claimed += [_state(plain, row) for row in rows]
-    return sorted(claimed, key=lambda state: names.index(state.name))
+    order = {name: position for position, name in enumerate(names)}
+    return sorted(claimed, key=lambda state: order[state.name])
 
 
 def release(connection: Connection, node: str, states: Sequence[SourceState]) -> None:
     """Give back leases `node` took and did not use (a pass stopped before it got to them)."""
     Plain(connection).many(_RELEASE, [(state.name, node, state.claim_token) for state in states])
+
+
+def renew(connection: Connection, node: str, tokens: Mapping[str, int], until: datetime) -> None:
+    """Extend the leases `node` still holds, each under the token of its claim."""
+    plain = Plain(connection)
+    moment = plain.time(until)
+    plain.many(_RENEW, [(moment, name, node, token) for name, token in tokens.items()])
 
 
 def _free_dead_local_holders(plain: Plain, node: str, now: datetime) -> None:
