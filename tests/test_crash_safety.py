@@ -101,6 +101,8 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> No
                 settled = settled or completed
                 if len(farm.requests) > asked and not completed:
                     mid_ingest += 1
+            # Torn files would show up while daemons are killed, so that is when reads count.
+            parsed_while_killing = reader.parsed
             with Daemon(path, port) as daemon:
                 daemon.wait_healthy()
                 everything = set().union(*published.values())
@@ -123,7 +125,9 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> No
 
     assert mid_ingest >= KILLS // 2, mid_ingest
     assert not reader.malformed, reader.malformed[:3]
-    assert reader.parsed > 50
+    # Any read at all: how many fit between kills depends on the machine's load (thousands on
+    # a quiet one, dozens on a busy CI runner).
+    assert parsed_while_killing > 0
     # Every article the farm ever published is served, each exactly once.
     counts = Counter(served)
     assert set(counts) == everything

@@ -179,7 +179,9 @@ def _listing_selector(selector: str) -> str:
     try:
         soupsieve.compile(selector)
     except soupsieve.SelectorSyntaxError as error:
-        raise ValueError(f"{selector!r} is not a CSS selector: {error}") from None
+        # soupsieve's message goes on to draw the selector with a caret: one line is enough here.
+        reason = str(error).splitlines()[0]
+        raise ValueError(f"{selector!r} is not a CSS selector: {reason}") from None
     return selector
 
 

@@ -62,7 +62,9 @@ def find_article_links(document: Document, selector: str) -> list[str]:
     try:
         picked = soup.select(selector)
     except SelectorSyntaxError as error:
-        raise EntryError(document.origin, f"bad CSS selector {selector!r}: {error}") from None
+        # A status is one line; soupsieve's message goes on to draw the selector with a caret.
+        reason = str(error).splitlines()[0]
+        raise EntryError(document.origin, f"bad CSS selector {selector!r}: {reason}") from None
     found: dict[str, str] = {}
     for element in picked:
         anchor = element if element.name == "a" else element.find("a")
