@@ -9,7 +9,7 @@ No stage passes ORM rows; only store.py knows the database.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -192,6 +192,12 @@ class SiteSettings:
     base_url: str  # ends with "/"
     title: str
     items_per_feed: int = 50
+    # name -> the title a person gave or the feed announced; names stay slugs for the CLI
+    source_titles: Mapping[str, str] = field(default_factory=dict)
+
+    def source_label(self, name: str) -> str:
+        """How pages and feeds show a source to a reader: its display title, else its name."""
+        return self.source_titles.get(name) or name
 
 
 @dataclass(frozen=True, slots=True)
