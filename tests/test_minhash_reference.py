@@ -1,16 +1,23 @@
-"""The vectorised fingerprints against a plain-Python reference of what they are defined to be.
+"""The fingerprints against a plain-Python reference of what they are defined to be.
 
-The store keeps minhash values, shingle counts, lead values and band keys, so every speed-up of
-the numpy code must give the same numbers for every text: short ones, ones around the lead's
-150 characters, long ones cut into many blocks, CJK, Latin and repeats.
+The store keeps minhash values, shingle counts, lead values and band keys, so both ways of
+computing them (the compiled kernel, and numpy where it was not built) and every speed-up of
+either must give the same numbers for every text: short ones, ones around the lead's 150
+characters, long ones cut into many blocks, CJK, Latin and repeats, one byte, two or four a
+character.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import shutil
+import subprocess
+import sys
+import sysconfig
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -86,7 +93,8 @@ def _texts() -> list[str]:
     alphabet = "abcdefghijklmnopqrstuvwxyz  ,.中文字符测试新闻报道。、ÄÖÜßé１２"
     lengths = [MIN_CHARS, MIN_CHARS + 3, LEAD_CHARS - 1, LEAD_CHARS, LEAD_CHARS + 7, 900, 6000]
     texts = ["".join(rng.choice(alphabet) for _ in range(length)) for length in lengths]
-    return [*texts, "repeat " * 400, "中文" * 300]
+    astral = "".join(rng.choice("𠀀𠀁𪚥中文ab") for _ in range(400))
+    return [*texts, astral, "café crème brûlée " * 30, "repeat " * 400, "中文" * 300]
 
 
 def _article(text: str) -> Article:
@@ -105,8 +113,23 @@ def _article(text: str) -> Article:
     return identify(entry, CleanedHtml(html=text, text=text, summary="", images=(), rules=()), ())
 
 
-@pytest.mark.parametrize("block", [None, 700, 1])
-def test_identify_matches_the_reference(monkeypatch: pytest.MonkeyPatch, block: int | None) -> None:
+def _use(implementation: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if implementation == "numpy":
+        monkeypatch.setattr(minhash, "_compiled", lambda: None)
+    elif minhash._compiled() is None:
+        compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+        if shutil.which(compiler) is None:
+            pytest.skip("no C compiler: the kernel cannot be built here")
+        pytest.fail("the kernel was not built though a C compiler is here: run make install")
+
+
+@pytest.mark.parametrize(
+    ("implementation", "block"), [("kernel", None), ("numpy", None), ("numpy", 700), ("numpy", 1)]
+)
+def test_identify_matches_the_reference(
+    monkeypatch: pytest.MonkeyPatch, implementation: str, block: int | None
+) -> None:
+    _use(implementation, monkeypatch)
     if block is not None:  # small blocks: many of them, and the lead spread over several
         monkeypatch.setattr(minhash, "_BLOCK", block)
     for text in _texts():
@@ -141,10 +164,47 @@ def test_band_keys_of_any_length_match_the_reference() -> None:
         assert band_keys(values[:50], values[50:]) == _bands(values)
 
 
-def test_types_are_plain_python() -> None:
+@pytest.mark.parametrize("implementation", ["kernel", "numpy"])
+def test_types_are_plain_python(monkeypatch: pytest.MonkeyPatch, implementation: str) -> None:
+    _use(implementation, monkeypatch)
     article = _article(_texts()[-1])
     for value in (*article.minhash, *article.lead_minhash, *article.bands):
         assert type(value) is int
+
+
+def test_the_kernel_refuses_what_it_cannot_read_safely(monkeypatch: pytest.MonkeyPatch) -> None:
+    _use("kernel", monkeypatch)
+    from aggregator.dedupe._kernel import fingerprint  # noqa: PLC0415 - built or not
+
+    words = bytes(4 * PERMUTATIONS)
+    for text, a, b, lead_shingles, lead_permutations, rows in (
+        ("abcd", words, words, 146, 32, 4),  # no 5-gram
+        ("abcdef", words, words[4:], 146, 32, 4),  # a and b of different lengths
+        ("abcdef", words[1:], words[1:], 146, 32, 4),  # not whole uint32
+        ("abcdef", words, words, 146, PERMUTATIONS + 1, 4),  # more lead values than values
+        ("abcdef", words, words, 0, 32, 4),
+        ("abcdef", words, words, 146, 32, 0),
+    ):
+        with pytest.raises(ValueError, match="fingerprint needs"):
+            fingerprint(text, a, b, lead_shingles, lead_permutations, rows)
+
+
+def test_a_worker_with_the_kernel_never_loads_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    _use("kernel", monkeypatch)
+    script = (
+        "import sys\n"
+        "from tests.test_minhash_reference import _article, _texts\n"
+        "assert _article(_texts()[-1]).bands\n"
+        "assert 'numpy' not in sys.modules, 'numpy was imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_article_ids_are_uuid5_of_source_and_key() -> None:

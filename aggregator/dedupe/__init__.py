@@ -56,8 +56,8 @@ __all__ = [
     "text_fingerprint",
 ]
 
-# The worker half imports numpy (16 MB); the main process, which only clusters and merges,
-# gets these names from here without loading it.
+# The worker half loads the MinHash kernel, or numpy (16 MB) where the kernel was not built;
+# the main process, which only clusters and merges, gets these names from here without either.
 _LAZY = {
     "MIN_HASHED_CHARS": "identity",
     "article_id": "identity",

@@ -1,5 +1,5 @@
-"""Identity and fingerprints of one article: the worker half of the dedupe stage (numpy, for
-MinHash); see aggregator.dedupe."""
+"""Identity and fingerprints of one article: the worker half of the dedupe stage (the MinHash
+kernel, or numpy); see aggregator.dedupe."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 
-import numpy as np
-
-from aggregator.dedupe.lsh import band_keys_of
-from aggregator.dedupe.minhash import MIN_CHARS, normalise, signatures
+from aggregator.dedupe.minhash import MIN_CHARS, near_values, normalise
 from aggregator.models import Article, CleanedHtml, Entry
 from aggregator.urls import remove_tracking_parameters
 
@@ -48,7 +45,7 @@ def identify(entry: Entry, cleaned: CleanedHtml, tags: Sequence[str]) -> Article
     if image and image in entry.content_html and image not in cleaned.images:
         image = None
     normalised = normalise(cleaned.text)
-    near = signatures(normalised)
+    near = near_values(normalised)
     return Article(
         id=identity,
         source=entry.source,
@@ -65,10 +62,10 @@ def identify(entry: Entry, cleaned: CleanedHtml, tags: Sequence[str]) -> Article
         content_hash=_hash_normalised(normalised),
         image=image,
         cluster_id=identity,
-        minhash=tuple(near.minhash.tolist()) if near else (),
+        minhash=near.minhash if near else (),
         shingles=near.shingles if near else 0,
-        lead_minhash=tuple(near.lead.tolist()) if near else (),
-        bands=band_keys_of(np.concatenate((near.minhash, near.lead))) if near else (),
+        lead_minhash=near.lead if near else (),
+        bands=near.bands if near else (),
         clean_audit=cleaned.removed,
         dated=entry.dated,
     )
