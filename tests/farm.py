@@ -3,6 +3,7 @@
     with Farm(FarmConfig(feeds=100, latency=0.05)) as farm:
         farm.feed_urls()      # RSS 2.0 / Atom 1.0, Chinese / English, some GBK, some gzip
         farm.bad_urls()       # kind -> URL: 500, 404, 410, 429, hang, dribble, malformed, huge, ...
+                              # (429 on a port of its own: its Retry-After pauses a whole host)
         farm.next_pass()      # churn: a fraction of feeds gains one item, a new ETag/Last-Modified
         farm.requests         # every request seen, with its conditional headers and status
 
@@ -248,17 +249,20 @@ class Farm:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.ports: list[int] = []
+        # The 429 citizen's: a client pauses the whole host it names, so it gets a host alone.
+        self.limited_port = 0
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         sockets = []
-        for _ in range(max(1, self.config.hosts)):
+        for _ in range(max(1, self.config.hosts) + 1):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", 0))  # the OS picks a free port: no race
             sockets.append(sock)
-        self.ports = [sock.getsockname()[1] for sock in sockets]
+        *ports, self.limited_port = [sock.getsockname()[1] for sock in sockets]
+        self.ports = ports
         config = uvicorn.Config(
             self,
             interface="asgi3",
@@ -314,7 +318,9 @@ class Farm:
     def bad_urls(self) -> dict[str, str]:
         if not self.config.bad_citizens:
             return {}
-        return {kind: self.base_url + path for kind, path in _BAD_PATHS.items()}
+        urls = {kind: self.base_url + path for kind, path in _BAD_PATHS.items()}
+        urls["429"] = f"http://127.0.0.1:{self.limited_port}{_BAD_PATHS['429']}"
+        return urls
 
     def feed_meta(self, url: str) -> FeedMeta:
         return self._feed(url).meta

@@ -6,10 +6,10 @@ One registry per daemon rather than prometheus_client's global one, so a test ca
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -31,6 +31,25 @@ if TYPE_CHECKING:
 _PASS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 # /healthz says degraded when no pass has completed for this many of the shortest interval.
 STALE_INTERVALS = 2
+# Hosts with a series of their own: a config of 50,000 feeds may name 20,000 hosts, and each
+# would be a series in every scrape. The paused and held-back ones first (what an operator
+# looks for), then the busiest (where a window matters most); the rest only in the counts.
+HOST_SERIES = 20
+
+
+class HostView(Protocol):
+    """One host's fetch window as the fetcher shows it (aggregator.fetch.HostWindow)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def window(self) -> int: ...
+    @property
+    def paused_until(self) -> datetime | None: ...
+    @property
+    def requests(self) -> int: ...
+    @property
+    def held_back(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +196,10 @@ class DaemonMetrics:
         """Exports the HTTP server's connection counts, read at each scrape."""
         self.registry.register(_ServerCollector(stats))
 
+    def watch_hosts(self, windows: Callable[[], Iterable[HostView]]) -> None:
+        """Exports the fetcher's per-host windows, read at each scrape."""
+        self.registry.register(_HostCollector(windows))
+
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
@@ -262,3 +285,47 @@ class _ServerCollector(Collector):
             "Failed accept() calls (EMFILE and the like).",
             value=stats.accept_errors,
         )
+
+
+class _HostCollector(Collector):
+    def __init__(self, windows: Callable[[], Iterable[HostView]]) -> None:
+        self._windows = windows
+
+    def collect(self) -> Iterator[Metric]:
+        now = datetime.now(UTC)
+        hosts = [
+            (host.paused_until is not None and host.paused_until > now, host)
+            for host in self._windows()
+        ]
+        paused = sum(is_paused for is_paused, _ in hosts)
+        held_back = sum(host.held_back and not is_paused for is_paused, host in hosts)
+        counts = GaugeMetricFamily(
+            "aggregator_hosts",
+            "Hosts fetched from lately, by state: paused (they sent Retry-After), held_back "
+            "(window halved and not grown back yet), open.",
+            labels=["state"],
+        )
+        counts.add_metric(["paused"], paused)
+        counts.add_metric(["held_back"], held_back)
+        counts.add_metric(["open"], len(hosts) - paused - held_back)
+        yield counts
+        shown = sorted(
+            hosts, key=lambda pair: (pair[0], pair[1].held_back, pair[1].requests), reverse=True
+        )[:HOST_SERIES]
+        window = GaugeMetricFamily(
+            "aggregator_host_window",
+            f"Requests a host may have in flight now; the {HOST_SERIES} paused, held-back or "
+            "busiest hosts.",
+            labels=["host"],
+        )
+        until = GaugeMetricFamily(
+            "aggregator_host_paused_until_timestamp_seconds",
+            "Until when (Unix time) a host asked for no requests (Retry-After); 0: not paused.",
+            labels=["host"],
+        )
+        for is_paused, host in shown:
+            window.add_metric([host.host], host.window)
+            stamp = host.paused_until.timestamp() if is_paused and host.paused_until else 0
+            until.add_metric([host.host], stamp)
+        yield window
+        yield until

@@ -18,11 +18,17 @@
         ├── http         any other 4xx/5xx: "HTTP 500 Internal Server Error"; 429/503 carry
         │                retry_after (absolute) from Retry-After; a body that does not decode
         │                or an unknown Content-Encoding: "body could not be decoded: ..."
-        └── invalid_url  the requested URL is not an http(s) URL httpx accepts
+        ├── invalid_url  the requested URL is not an http(s) URL httpx accepts
+        └── paused       not sent: the host asked for a pause (Retry-After) that ends more than
+                         a few seconds from now; retry_after is its end (see windows.py)
 
 On every result `etag` and `last_modified` are the validators to send next time, so a caller can
 store them without looking at the outcome. `permanent_url` is set when every hop of a redirect
 chain was 301/308. Nothing is cached here: every poll asks the server.
+
+How many requests go to one host at once is that host's window (windows.py): it starts at
+`per_host`, grows to `per_host_max` while the host answers cleanly and quickly, and halves when
+it does not; `Fetcher.host_windows()` shows each host's.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import asyncio
 import socket
 import ssl
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -44,8 +51,26 @@ from aggregator.errors import SourceError
 from aggregator.fetch.decode import HAS_BROTLI, Decoding
 from aggregator.fetch.pools import REACH, SOURCE, HostPools
 from aggregator.fetch.reach import Reach
+from aggregator.fetch.windows import (
+    Answer,
+    HostPausedError,
+    HostSlots,
+    HostWindow,
+    HostWindows,
+    host_key,
+    shared_windows,
+)
 from aggregator.models import Document, FetchRequest, FetchResult
 from aggregator.urls import is_web_url
+
+__all__ = [
+    "ACCEPT",
+    "USER_AGENT",
+    "Fetcher",
+    "HostWindow",
+    "HostWindows",
+    "shared_windows",
+]
 
 # Without a configured one (defaults.user_agent), the pipeline names the instance's own site.
 USER_AGENT = f"aggregator/{__version__}"
@@ -79,20 +104,32 @@ class _Chain:
 
 
 class Fetcher:
-    """One shared HTTP client with per-host and global concurrency caps."""
+    """One shared HTTP client: a window of requests per host, and a cap on them all.
+
+    `per_host` is each host's window at first, `per_host_max` the most it grows to (None: it
+    stays at `per_host`, though trouble still halves it); `windows` is where what is learnt of
+    each host is kept (the process's `shared_windows()` to carry it from pass to pass; by
+    default this Fetcher's own).
+    """
 
     def __init__(
         self,
         *,
         per_host: int = 2,
+        per_host_max: int | None = None,
         total: int = 50,
         transport: httpx.AsyncBaseTransport | None = None,
         user_agent: str = USER_AGENT,
+        windows: HostWindows | None = None,
     ) -> None:
-        self._per_host = per_host
+        self._windows = windows if windows is not None else HostWindows()
+        self._windows.configure(per_host, per_host_max)
+        # httpx limits are pool-wide; politeness towards one host needs a window of its own.
+        self._slots = HostSlots(self._windows)
         self._total = asyncio.Semaphore(total)
-        # httpx limits are pool-wide; politeness towards one host needs its own semaphore.
-        self._hosts: dict[str, asyncio.Semaphore] = {}
+        # Connections seen answering before: a first answer on a new one took its handshakes
+        # too, which says nothing of the server's load.
+        self._streams: weakref.WeakSet[object] = weakref.WeakSet()
         self._headers = {
             "User-Agent": user_agent,
             "Accept": ACCEPT,
@@ -101,7 +138,7 @@ class Fetcher:
         # Requests go straight to the transport: AsyncClient's layers (cookies, auth, redirects,
         # event hooks, URL merging) are work a feed poll does not want, and at a thousand 304s
         # a pass they were a fifth of its CPU. Connects lazily; __aexit__ closes it.
-        self._transport = transport or HostPools(per_host)
+        self._transport = transport or HostPools(self._windows.ceiling)
         self._timeouts: dict[float, dict[str, float | None]] = {}
 
     async def __aenter__(self) -> Fetcher:
@@ -109,6 +146,10 @@ class Fetcher:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._transport.aclose()
+
+    def host_windows(self) -> list[HostWindow]:
+        """Each host's window as it stands (read-only copies)."""
+        return self._windows.snapshot()
 
     async def fetch(self, request: FetchRequest) -> FetchResult:
         """Conditional GET with at most 10 redirects; network/HTTP/body problems never raise."""
@@ -123,6 +164,10 @@ class Fetcher:
             result = _failed(request, chain, "invalid_url", f"invalid URL {chain.url}: {exc}")
         except SourceError as exc:  # a DNS answer out of the source's reach (pools.py)
             result = _failed(request, chain, "refused", exc.reason)
+        except HostPausedError as paused:
+            result = replace(
+                _failed(request, chain, "paused", str(paused)), retry_after=paused.until
+            )
         except (httpx.HTTPError, OSError) as exc:
             result = _failed(request, chain, *_describe(exc))
         return replace(result, elapsed=time.monotonic() - started)
@@ -138,11 +183,11 @@ class Fetcher:
             remaining = request.timeout - chain.spent
             if remaining <= 0:
                 raise TimeoutError
-            async with self._slot(url):
+            async with self._slot(url) as answer:
                 hop_started = time.monotonic()
                 try:
                     async with asyncio.timeout(remaining):
-                        result = await self._hop(request, chain, url)
+                        result = await self._hop(request, chain, url, answer)
                 finally:
                     chain.spent += time.monotonic() - hop_started
             if result is not None:
@@ -150,15 +195,23 @@ class Fetcher:
             url = httpx.URL(chain.url)
 
     @asynccontextmanager
-    async def _slot(self, url: httpx.URL) -> AsyncIterator[None]:
-        key = f"{url.host.lower()}:{url.port or (443 if url.scheme == 'https' else 80)}"
-        host = self._hosts.setdefault(key, asyncio.Semaphore(self._per_host))
+    async def _slot(self, url: httpx.URL) -> AsyncIterator[Answer]:
+        """A place in the host's window, then one of all; the window learns from what the
+        request's answer turns out to be."""
         # Host first: a request queued for a busy host must not sit on a global slot.
-        async with host, self._total:
-            yield
+        ticket = await self._slots.take(host_key(url))
+        answer = Answer()
+        try:
+            async with self._total:
+                yield answer
+        except (TimeoutError, httpx.TransportError, OSError):
+            answer.failed = True
+            raise
+        finally:
+            self._slots.give_back(ticket, answer)
 
     async def _hop(
-        self, request: FetchRequest, chain: _Chain, url: httpx.URL
+        self, request: FetchRequest, chain: _Chain, url: httpx.URL, answer: Answer
     ) -> FetchResult | None:
         """One request of the chain: a result, or None after appending the redirect target."""
         validators = {"If-None-Match": request.etag, "If-Modified-Since": request.last_modified}
@@ -175,14 +228,18 @@ class Fetcher:
             SOURCE: request.source,
         }
         get = httpx.Request("GET", url, headers=headers, extensions=extensions)
+        sent = time.monotonic()
         try:
             rsp = await self._send(get)
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
             # A kept-alive connection closed under us before any answer, by the server or by
             # httpcore's own pool (encode/httpcore#1110): a GET is safe to send once more.
             rsp = await self._send(get)
+        else:
+            if self._reused(rsp):
+                answer.latency = time.monotonic() - sent
         try:
-            status = chain.status = rsp.status_code
+            status = chain.status = answer.status = rsp.status_code
             if status in _REDIRECTS:
                 await _drain(rsp)
                 return _follow(request, chain, rsp)
@@ -204,12 +261,28 @@ class Fetcher:
             await _drain(rsp)
             kind = {404: "not_found", 410: "gone"}.get(status, "http")
             retry = _retry_after(rsp.headers.get("retry-after")) if status in (429, 503) else None
+            if retry is not None:
+                answer.pause = (retry - datetime.now(UTC)).total_seconds()
             # The standard phrase, not the server's: some say "OK" on a 500.
             reason = httpx.codes.get_reason_phrase(status) or rsp.reason_phrase
             failed = _failed(request, chain, kind, f"HTTP {status} {reason}".strip())
             return replace(failed, retry_after=retry, permanent_url=permanent)
         finally:
             await rsp.aclose()
+
+    def _reused(self, rsp: httpx.Response) -> bool:
+        """Whether the answer came on a connection that had answered before; a transport
+        that does not say which connection is taken at its word."""
+        stream = rsp.extensions.get("network_stream")
+        if stream is None:
+            return True
+        try:
+            if stream in self._streams:
+                return True
+            self._streams.add(stream)
+        except TypeError:  # cannot be weakly referenced: no telling
+            return True
+        return False
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         response = await self._transport.handle_async_request(request)
