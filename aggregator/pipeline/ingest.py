@@ -40,7 +40,7 @@ T = TypeVar("T")
 INLINE_JOBS = 4  # documents a pass works on in-process before it starts the worker processes
 # A pass expecting more bodies than this starts the worker processes at its first document: it
 # will need them anyway, and work done in-process first would load the parse, clean and dedupe
-# stages (lxml, numpy: some 40 MB) into the main process for nothing.
+# stages (lxml, nh3: tens of MB) into the main process for nothing.
 LARGE_PASS = 64
 # Fetched feeds between their parse and their save at most (unbounded, parsed articles would
 # pile up in front of the store thread). The worker and the store take turns being the slower
@@ -242,7 +242,7 @@ class Ingest:
             limited=processed.limited,
         )
 
-        # Imported on the first articles, not before: a pass of 304s never needs numpy.
+        # Imported on the first articles, not before: a pass of 304s never loads dedupe.
         from aggregator.pipeline.cluster import cluster  # noqa: PLC0415
 
         def cluster_and_save(transaction: StoreTransaction) -> SaveResult:
