@@ -274,13 +274,17 @@ class NearCandidate:
 
 @dataclass(frozen=True, slots=True)
 class DailyCounts:
-    """Items per day for the index page's charts, per source and per tag slug.
+    """Items per day for the pages' charts, per source and per tag slug.
 
-    The window ends on `last`, the newest day that has an item (never after the day of the pass),
-    not on "today": a page drawn from the same data is the same page, whenever it is drawn.
+    The window ends on `last`, the day of the pass (UTC), so a chart shows how a source has
+    been lately. A source or tag with no item in that window but older ones gets its own window
+    instead, ending on the day of its newest item (`source_ends`, `tag_ends`): its chart shows
+    when it was last active rather than nothing.
     """
 
     last: date | None  # None: no item at all
     days: int
     sources: Mapping[str, tuple[int, ...]]  # articles per day, oldest day first
     tags: Mapping[str, tuple[int, ...]]  # stories (clusters) per day, oldest day first
+    source_ends: Mapping[str, date] = field(default_factory=dict)
+    tag_ends: Mapping[str, date] = field(default_factory=dict)

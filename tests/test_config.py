@@ -1,4 +1,11 @@
-"""Config loading: one fixture per bad case, each with the exact errors a user would see."""
+"""Config loading: one fixture per bad case, each with the exact errors a user would see.
+
+A fixture `NAME.yaml` comes with `NAME.errors` (what `check` refuses it for: the loader's
+problems, or for a config that loads, what a run would hit: runtime_*.yaml) and/or
+`NAME.warnings` (what `check` warns of and lets pass). Each line is one problem, as `check`
+prints it, less the fixtures' folder in front; `{here}` stands for the fixtures' folder and
+`{fixtures}` for its parent, where a message names a resolved path.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +15,51 @@ from pathlib import Path
 import pytest
 
 from aggregator.config import config_path, load_config, parse_duration, parse_size
+from aggregator.config.preflight import preflight
 from aggregator.errors import ConfigError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 BAD_CASES = sorted(path for path in FIXTURES.glob("*.yaml") if path.with_suffix(".errors").exists())
+WARNED_CASES = sorted(
+    path for path in FIXTURES.glob("*.yaml") if path.with_suffix(".warnings").exists()
+)
 
 
-def test_every_bad_fixture_has_expected_errors() -> None:
+def expected_lines(case: Path, suffix: str) -> list[str]:
+    """The problems `check` prints for the fixture `case`, as its `suffix` file lists them."""
+    text = case.with_suffix(suffix).read_text(encoding="utf-8")
+    text = text.replace("{here}", str(case.parent)).replace("{fixtures}", str(case.parent.parent))
+    return [f"{case.parent}/{line}" for line in text.splitlines()]
+
+
+def test_every_fixture_says_what_check_says_of_it() -> None:
     assert len(BAD_CASES) >= 10
-    assert not [p for p in FIXTURES.glob("*.yaml") if p.name != "good.yaml" and p not in BAD_CASES]
+    runtime = [case for case in BAD_CASES if case.name.startswith("runtime_")]
+    assert len(runtime) >= 5  # no sources, empty, missing folder, unwritable, system folder
+    cases = {*BAD_CASES, *WARNED_CASES}
+    assert not [p for p in FIXTURES.glob("*.yaml") if p.name != "good.yaml" and p not in cases]
 
 
 @pytest.mark.parametrize("case", BAD_CASES, ids=lambda path: path.stem)
 def test_bad_config_names_file_line_column_and_key(case: Path) -> None:
-    with pytest.raises(ConfigError) as raised:
-        load_config(case)
-    expected = [
-        f"{case.parent}/{line}" for line in case.with_suffix(".errors").read_text().splitlines()
-    ]
-    assert str(raised.value).splitlines() == expected
+    try:
+        config = load_config(case)
+    except ConfigError as raised:
+        problems = str(raised).splitlines()
+    else:  # valid as a file: what a run of it would hit
+        problems = [str(problem) for problem in preflight(config).errors]
+    assert problems == expected_lines(case, ".errors")
+
+
+@pytest.mark.parametrize("case", WARNED_CASES, ids=lambda path: path.stem)
+def test_what_may_be_fine_is_a_warning(case: Path) -> None:
+    found = preflight(load_config(case))
+    assert [str(problem) for problem in found.warnings] == expected_lines(case, ".warnings")
+
+
+def test_the_good_fixture_has_nothing_a_run_would_hit() -> None:
+    found = preflight(load_config(FIXTURES / "good.yaml"))
+    assert found.errors == []
 
 
 def test_good_config_resolves_relative_paths_against_its_folder() -> None:
@@ -35,7 +68,7 @@ def test_good_config_resolves_relative_paths_against_its_folder() -> None:
     assert config.output.base_url == "http://localhost:9000/feeds/"
     assert config.store.url == f"sqlite:///{(FIXTURES / '../var/test.db').resolve()}"
     samples, zaobao = config.sources
-    assert samples.path == FIXTURES / "posts"
+    assert samples.path == FIXTURES.parent / "posts"
     assert samples.tags == ("samples", "联合早报")
     assert zaobao.enabled is False
     assert config.interval(samples) == timedelta(hours=1, minutes=30)

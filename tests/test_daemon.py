@@ -104,8 +104,14 @@ def test_new_items_are_served_within_one_interval_then_sigterm_exits_0(
         log = daemon.stderr()
         assert "Traceback" not in log
         assert "SIGTERM" in log
-        # One line per event, with its level and the source it concerns.
-        assert any(line.startswith("INFO farm-1: ") for line in log.splitlines())
+        # One line per event, with its time (to the second), its level and the source it
+        # concerns.
+        lines = log.splitlines()
+        event = re.compile(
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) "
+        )
+        assert all(event.match(line) for line in lines), log
+        assert any(re.search(r" INFO farm-1: ", line) for line in lines)
 
 
 def test_sighup_adds_a_source_live_and_a_bad_config_changes_nothing(

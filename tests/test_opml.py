@@ -15,28 +15,28 @@ OPML = Path(__file__).parent / "fixtures" / "opml"
 # (name, url, tags) of every source each fixture must give, in order.
 EXPECTED: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
     "miniflux": [
-        ("Hacker-News:-Front-Page", "https://hnrss.org/frontpage", ("All",)),
-        ("联合早报-中国", "https://www.zaobao.com/realtime/china/rss.xml", ("新闻",)),
-        ("BBC-News---World", "https://feeds.bbci.co.uk/news/world/rss.xml", ("新闻",)),
+        ("hacker-news-front-page", "https://hnrss.org/frontpage", ("All",)),
+        ("zaobao-realtime-china", "https://www.zaobao.com/realtime/china/rss.xml", ("新闻",)),
+        ("bbc-news-world", "https://feeds.bbci.co.uk/news/world/rss.xml", ("新闻",)),
     ],
     "freshrss": [
         (
-            "FreshRSS-releases",
+            "freshrss-releases",
             "https://github.com/FreshRSS/FreshRSS/releases.atom",
             ("Uncategorized",),
         ),
-        ("LWN.net", "https://lwn.net/headlines/rss", ("Tech & Science",)),
-        ("Ars-Technica", "https://feeds.arstechnica.com/arstechnica/index", ("Tech & Science",)),
+        ("lwn-net", "https://lwn.net/headlines/rss", ("Tech & Science",)),
+        ("ars-technica", "https://feeds.arstechnica.com/arstechnica/index", ("Tech & Science",)),
     ],
     "feedly": [
-        ("The-Verge", "https://www.theverge.com/rss/index.xml", ("Tech",)),
-        ("Hacker-News", "https://news.ycombinator.com/rss", ("Tech", "Finance")),
-        ("新浪财经", "https://rss.sina.com.cn/finance/china.xml", ("Finance",)),
+        ("the-verge", "https://www.theverge.com/rss/index.xml", ("Tech",)),
+        ("hacker-news", "https://news.ycombinator.com/rss", ("Tech", "Finance")),
+        ("sina-finance-china", "https://rss.sina.com.cn/finance/china.xml", ("Finance",)),
     ],
     "newsboat": [
-        ("LWN.net", "https://lwn.net/headlines/rss", ("linux", "news")),
-        ("Rust-Blog", "https://blog.rust-lang.org/feed.xml", ("dev", "rust", "programming")),
-        ("xkcd.com", "https://xkcd.com/atom.xml", ()),
+        ("lwn-net", "https://lwn.net/headlines/rss", ("linux", "news")),
+        ("rust-blog", "https://blog.rust-lang.org/feed.xml", ("dev", "rust", "programming")),
+        ("xkcd-com", "https://xkcd.com/atom.xml", ()),
     ],
 }
 
@@ -126,10 +126,11 @@ def test_what_is_not_opml_is_an_error(data: bytes) -> None:
 
 
 def test_names_are_unique_and_usable() -> None:
-    taken = {"LWN.net"}
-    assert source_name("LWN.net", taken) == "LWN.net-2"
+    taken = {"lwn-net"}
+    assert source_name("LWN.net", taken) == "lwn-net-2"
     assert source_name("  a / b\\c  ", set()) == "a-b-c"
     assert source_name("   ", set()) == "feed"
+    assert source_name("   ", set(), "https://feeds.example.org/") == "example"
 
 
 def test_export_writes_folders_and_categories() -> None:

@@ -119,7 +119,7 @@ def test_explain_and_reclean_report_what_they_cannot_do(tmp_path: Path) -> None:
     assert "no stored article" in missing.stderr
     unknown = run_aggregator(config, "reclean", "--source", "nope")
     assert unknown.returncode == 1
-    assert "nope: no such source" in unknown.stderr
+    assert unknown.stderr == f"error: no source named 'nope' in {config}; the sources are papers\n"
     config.write_text(
         config.read_text("utf-8").replace("name: papers", "name: renamed"), encoding="utf-8"
     )

@@ -25,7 +25,7 @@ from aggregator.redact import (
     mask_text,
     mask_url,
 )
-from aggregator.render.pages import index_html
+from aggregator.render.health import sources_html
 from tests.farm import Farm, FarmConfig
 from tests.helpers import farm_config, run_aggregator
 
@@ -277,7 +277,7 @@ def test_the_log_formatter_masks_messages_and_tracebacks() -> None:
 # --- where URLs are shown --------------------------------------------------------------------
 
 
-def test_the_index_page_masks_the_last_error(tmp_path: Path) -> None:
+def test_the_sources_page_masks_the_last_error(tmp_path: Path) -> None:
     state = SourceState(
         name="private",
         last_fetch_at=datetime(2024, 5, 1, tzinfo=UTC),
@@ -286,7 +286,7 @@ def test_the_index_page_masks_the_last_error(tmp_path: Path) -> None:
         error_streak=2,
     )
     site = SiteSettings(dir=tmp_path, base_url="http://127.0.0.1:8080/", title="Aggregator")
-    page = index_html(site, None, [], [SourceHealth("private", "feed", True, 0, state)]).decode()
+    page = sources_html(site, [SourceHealth("private", "feed", True, 0, state)]).decode()
     assert "SECRET" not in page
     assert "pass@" not in page
     assert "http://***@h.example/f?api_key=***" in page

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import feedparser
 import pytest
@@ -178,8 +178,10 @@ def test_writes_every_expected_file(rendered: tuple[SiteSettings, Any, RenderRep
     site, items, report = rendered
     names = {str(path.relative_to(site.dir)) for path in site.dir.rglob("*") if path.is_file()}
     stems = ["all", "tags/联合早报", "tags/外交", "tags/samples", "tags/cartoons-co"]
-    expected = {f"{stem}.{fmt}" for stem in stems for fmt in ("rss", "atom", "json")}
-    expected |= {"index.html", "feeds.opml", "style.css", f"items/{items[1].id}.html"}
+    expected = {f"{stem}.{fmt}" for stem in stems for fmt in ("rss", "atom", "json", "html")}
+    expected -= {"all.html"}  # the river's first page is the index
+    expected |= {"index.html", "sources.html", "feeds.opml", "style.css"}
+    expected |= {f"items/{items[1].id}.html"}
     assert {str(path.relative_to(site.dir)) for path in report.written} == expected
     # And the marker `check` knows an output folder of ours by (written once, not reported).
     assert names == expected | {".aggregator-output"}
@@ -424,7 +426,10 @@ def test_opml_lists_every_feed(rendered: tuple[SiteSettings, Any, RenderReport])
     assert {outline.get("xmlUrl") for outline in outlines} == rss_files
     for outline in outlines:
         assert outline.get("type") == "rss"
-        assert outline.get("htmlUrl") == BASE
+        # A reader's "visit the website" opens the tag's own page.
+        assert outline.get("htmlUrl") == outline.get("xmlUrl", "").replace(".rss", ".html") or (
+            outline.get("htmlUrl") == BASE and outline.get("xmlUrl") == BASE + "all.rss"
+        )
         assert outline.get("text") == outline.get("title")
     titles = {outline.get("title") for outline in outlines}
     assert "Aggregator" in titles and "Aggregator: 联合早报" in titles
@@ -437,7 +442,6 @@ def test_index_lists_tags_feeds_and_source_health(
     raw = (site.dir / "index.html").read_bytes()
     tree = lxml_html.fromstring(raw)
     assert not html_elements(tree, "//script")
-    assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in raw
     alternates = {
         link.get("type"): link.get("href")
         for link in html_elements(tree, "//link[@rel='alternate']")
@@ -448,8 +452,9 @@ def test_index_lists_tags_feeds_and_source_health(
         "application/feed+json": "all.json",
     }
     assert html_elements(tree, "//a[@href='feeds.opml']")
+    assert html_elements(tree, "//a[@href='sources.html']")
     rows = {
-        row.findtext("th"): row
+        row.find("th").text_content(): row
         for row in html_elements(tree, "//section[@aria-labelledby='tags']//tbody/tr")
     }
     expected_counts = {"联合早报": "1", "外交": "1", "samples": "2", "Cartoons & Co": "1"}
@@ -460,13 +465,26 @@ def test_index_lists_tags_feeds_and_source_health(
         assert cells[1].find("time") is not None
         stem = "tags/" + quote(slugify(name))
         hrefs = {anchor.get("href") for anchor in rows[name].iter("a")}
-        assert hrefs == {f"{stem}.rss", f"{stem}.atom", f"{stem}.json"}
-    health = html_elements(tree, "//section[@aria-labelledby='sources']//tbody/tr")
-    assert [row.findtext("th") for row in health] == [source.name for source in SOURCES]
-    zaobao = [cell.text_content() for cell in health[1].iterfind("td")]
-    assert zaobao[:3] == ["feed", "yes", "1"]
-    assert zaobao[3:5] == ["failing", "3"]
-    assert "HTTP 503 <Service Unavailable>" in zaobao[5]
+        assert hrefs == {f"{stem}.html", f"{stem}.rss", f"{stem}.atom", f"{stem}.json"}
+        assert (site.dir / unquote(f"{stem}.html")).is_file()
+    # The failing source is named on top; its error is on the sources page.
+    [banner] = html_elements(tree, "//*[@id='health']")
+    assert banner.text_content().strip() == "1 of 2 sources failing: zaobao-china. Source health"
+    sources = lxml_html.fromstring((site.dir / "sources.html").read_bytes())
+    assert not html_elements(sources, "//script")
+    health = html_elements(sources, "//tbody/tr")
+    assert [row.get("id") for row in (row.find("th") for row in health) if row is not None] == [
+        "source-zaobao-china",
+        "source-samples",
+        "source-<script>alert(1)</script>",
+    ]
+    zaobao = {cell.get("data-label"): cell.text_content() for cell in health[0].iterfind("td")}
+    assert zaobao["Health"] == "failing"
+    assert zaobao["Error streak"] == "3"
+    assert zaobao["Last error"] == "HTTP 503 <Service Unavailable>"
+    assert zaobao["Last fetch"] == "2024-05-01 12:00"
+    assert zaobao["Next due"] == "2024-05-01 12:40"
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in (site.dir / "sources.html").read_bytes()
     assert tree.xpath("//link[@rel='stylesheet']/@href") == ["style.css"]
     assert not html_elements(tree, "//style")
     assert "prefers-color-scheme: dark" in (site.dir / "style.css").read_text()

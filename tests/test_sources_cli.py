@@ -50,8 +50,24 @@ def site(tmp_path: Path) -> Iterator[str]:
         "</head><body><h1>Blog</h1></body></html>"
     )
     (root / "plain.html").write_text("<!DOCTYPE html><html><body><p>no feed</p></body></html>")
-    with serving(partial(_QuietHandler, directory=str(root))) as base_url:
+    with serving(partial(_CountingHandler, directory=str(root))) as base_url:
         yield base_url
+
+
+@pytest.fixture
+def counted_site(tmp_path: Path, site: str) -> tuple[str, list[str]]:
+    """The same site, and the paths it has been asked for since."""
+    del tmp_path
+    _CountingHandler.seen.clear()
+    return site, _CountingHandler.seen
+
+
+class _CountingHandler(_QuietHandler):
+    seen: list[str] = []  # noqa: RUF012 - one list the fixture hands out and clears
+
+    def do_GET(self) -> None:
+        type(self).seen.append(self.path)
+        super().do_GET()
 
 
 def _inserted_only(before: str, after: str) -> list[str]:
@@ -153,16 +169,71 @@ def test_a_duplicate_name_or_url_is_refused(config: Path, args: list[str], messa
     assert config.read_bytes() == before
 
 
-def test_a_bad_interval_is_refused_with_its_place_and_a_hint(config: Path) -> None:
+def test_a_bad_interval_is_refused_by_its_option_with_a_hint(config: Path) -> None:
     before = config.read_bytes()
     result = run_aggregator(
         config, "sources", "add", "x", "https://example.org/x.xml", "--interval", "10 minutes",
         "--no-check",
     )  # fmt: skip
     assert result.returncode == 1
-    assert f"{config}:41:13: " in result.stderr
-    assert "sources[4].interval: '10 minutes' is not a duration; use 10m or 1h" in result.stderr
+    # Named by the option typed, not by a line of a file that does not have it.
+    assert result.stderr.splitlines() == [
+        "error: --interval: '10 minutes' is not a duration; use 10m or 1h",
+        "nothing changed",
+    ]
     assert config.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "errors"),
+    [
+        (["--interval", "often"], ["error: --interval: 'often' is not a duration; use 10m or 1h"]),
+        (
+            ["--kind", "page", "--selector", "a[href", "--interval", "0s"],
+            [
+                "error: --interval: must be longer than zero",
+                "error: --selector: 'a[href' is not a CSS selector: Malformed attribute selector"
+                " at position 1",
+            ],
+        ),
+        (
+            ["--title", " "],
+            ["error: --title: is blank; leave `title` out to show the source's name"],
+        ),
+    ],
+    ids=["interval", "page", "title"],
+)
+def test_every_option_is_checked_before_the_url_is_fetched(
+    config: Path, counted_site: tuple[str, list[str]], args: list[str], errors: list[str]
+) -> None:
+    site, requests = counted_site
+    before = config.read_bytes()
+    result = run_aggregator(config, "sources", "add", "blog", f"{site}/blog.html", *args)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [*errors, "nothing changed"]
+    assert requests == [], "nothing is fetched for a source that cannot be added"
+    assert config.read_bytes() == before
+
+
+def test_a_failed_check_names_the_url_once(config: Path, site: str) -> None:
+    result = run_aggregator(config, "sources", "add", "gone", f"{site}/missing.xml")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: {site}/missing.xml: HTTP 404 Not Found; nothing changed"
+        " (--no-check adds it without checking)"
+    ]
+
+
+def test_a_new_tag_close_to_one_in_use_gets_a_note(config: Path) -> None:
+    result = run_aggregator(
+        config, "sources", "add", "x", "https://example.org/x.xml", "--tag", "finance",
+        "--tag", "chinaa", "--no-check",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "note: no source has the tag 'chinaa' yet; did you mean 'china'?"
+    ]
+    assert load_config(config).source("x").tags == ("finance", "chinaa")  # type: ignore[union-attr]
 
 
 def test_a_page_announcing_a_feed_adds_the_feed(config: Path, site: str) -> None:
@@ -242,10 +313,28 @@ def test_durations_are_formatted_so_the_config_reads_them_back(spelled: str, sho
 
 
 def test_unknown_source_names_are_errors(config: Path) -> None:
+    before = config.read_bytes()
     for command in ("remove", "enable", "disable"):
         result = run_aggregator(config, "sources", command, "nope")
         assert result.returncode == 1
-        assert "no source named 'nope'" in result.stderr
+        assert result.stderr == (
+            f"error: no source named 'nope' in {config}; the sources are "
+            "archive, hn, sina-finance, zaobao-china\n"
+        )
+    assert config.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [("zaobao-chna", "'zaobao-china'"), ("HN", "'hn'"), ("sina", "'sina-finance'")],
+)
+def test_a_mistyped_source_name_gets_a_did_you_mean(config: Path, typed: str, meant: str) -> None:
+    for command in ("remove", "enable", "disable"):
+        result = run_aggregator(config, "sources", command, typed)
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"error: no source named {typed!r} in {config}; did you mean {meant}?\n"
+        )
 
 
 # ---- the editing functions on their own ----------------------------------------------------

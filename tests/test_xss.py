@@ -1,4 +1,5 @@
-"""No payload gets through clean_html: checked on the parsed output, never by grepping.
+"""No payload gets through clean_html, nor through the pages render writes: checked on the parsed
+output, never by grepping.
 
 Each payload runs with and without a base URL, and once more through the degraded path (a rule
 step raising), which must be just as safe because nh3 still runs last.
@@ -7,6 +8,9 @@ step raising), which must be just as safe because nh3 still runs last.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import lxml.html
@@ -15,6 +19,17 @@ from lxml import etree
 
 from aggregator import clean
 from aggregator.clean import clean_html
+from aggregator.models import (
+    FeedData,
+    FeedItem,
+    Provenance,
+    SiteSettings,
+    SourceHealth,
+    SourceState,
+    TagSummary,
+)
+from aggregator.render import render_site
+from aggregator.tags import slugify
 from aggregator.urls import is_web_url
 
 PAYLOADS = [
@@ -153,3 +168,81 @@ def test_escaped_markup_stays_text() -> None:
     result = clean_html("<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>", None)
     assert result.text == "<script>alert(1)</script>"
     assert [el.tag for el in parse_output(result.html).iter()] == ["div", "p"]
+
+
+# --- the pages render writes: every untrusted string stays text ------------------------------
+
+HOSTILE_TAG = '"><script>alert(3)</script>'
+HOSTILE = {
+    "title": '<script>alert(1)</script>"><img src=x onerror=alert(1)>',
+    "summary": "<img src=x onerror=alert(2)>",
+    "label": "<b onmouseover=alert(4)>Evil</b>",
+    "name": "<script>alert(5)</script>",
+    "other": "javascript:alert(6)",
+    "error": "<script>alert(9)</script>",
+    "site": "</title><script>alert(10)</script>",
+}
+PAGE_FORBIDDEN = frozenset({"script", "iframe", "object", "embed", "form", "base", "frame"})
+
+
+def _rendered_pages(tmp_path: Path) -> dict[str, Any]:
+    site = SiteSettings(
+        dir=tmp_path,
+        base_url="http://127.0.0.1:8080/",
+        title=HOSTILE["site"],
+        source_titles={"evil": HOSTILE["label"]},
+    )
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    story = FeedItem(
+        id="0b6f2a40-6c3e-4d0a-9a4e-000000000001",
+        source="evil",
+        title=HOSTILE["title"],
+        link="javascript:alert(8)",
+        published=when,
+        updated=when,
+        author=None,
+        tags=(HOSTILE_TAG,),
+        content_html="<p>x</p>",
+        summary=HOSTILE["summary"],
+        also_reported=(Provenance(HOSTILE["other"], HOSTILE["title"], "javascript:alert(7)"),),
+    )
+    slug = slugify(HOSTILE_TAG)
+    feeds = [FeedData(None, site.title, (story,)), FeedData(slug, HOSTILE_TAG, (story,))]
+    failing = SourceState(HOSTILE["name"], last_error=HOSTILE["error"], error_streak=1)
+    sources = [
+        SourceHealth(HOSTILE["name"], "feed", True, 1, failing),
+        SourceHealth("evil", "feed", True, 1, replace(failing, name="evil")),
+    ]
+    render_site(site, feeds, [TagSummary(HOSTILE_TAG, slug, 1, when)], sources)
+    return {
+        name: lxml.html.fromstring((tmp_path / name).read_bytes())
+        for name in ("index.html", f"tags/{slug}.html", "sources.html")
+    }
+
+
+def test_untrusted_strings_stay_text_on_the_river_tag_and_sources_pages(tmp_path: Path) -> None:
+    pages = _rendered_pages(tmp_path)
+    for name, tree in pages.items():
+        for el in tree.iter():
+            if not isinstance(el.tag, str):
+                continue
+            assert el.tag.lower() not in PAGE_FORBIDDEN, f"{name}: <{el.tag}> survived"
+            for attribute, value in el.attrib.items():
+                assert not attribute.lower().startswith("on"), f"{name}: {attribute}={value!r}"
+                if attribute.lower() in URL_ATTRIBUTES:
+                    scheme_part = CONTROL_AND_SPACE.sub("", value).lower()
+                    assert not scheme_part.startswith(BAD_SCHEMES), f"{name}: {value!r}"
+        # What the hostile strings said is shown, as text.
+        text = tree.text_content()
+        assert HOSTILE["site"] in text, name
+        assert HOSTILE["site"] in (tree.findtext(".//title") or ""), name
+    river = (
+        pages["index.html"].text_content()
+        + pages[f"tags/{slugify(HOSTILE_TAG)}.html"].text_content()
+    )
+    for shown in (HOSTILE["title"], HOSTILE["summary"], HOSTILE["label"], HOSTILE_TAG):
+        assert shown in river
+    assert "also reported by 1: " + HOSTILE["other"] in river
+    health = pages["sources.html"].text_content()
+    assert HOSTILE["name"] in health and HOSTILE["error"] in health
+    assert HOSTILE["name"] in pages["index.html"].get_element_by_id("health").text_content()

@@ -1,10 +1,11 @@
 """The `aggregator` command: one module per command group, thin over config, pipeline, daemon
 and serve.
 
-    commands.py  the group, its options, and run, check, status, serve, clusters
+    commands.py  the group, its options, and run, check, fetch, status, serve, clusters
     sources.py   sources list/add/remove/enable/disable, opml import/export
     clean.py     explain, reclean
-    common.py    exit codes, loading the config, opening the store
+    common.py    exit codes, loading the config, opening the store, saying what failed once,
+                 "did you mean" for names, completing source names
 """
 
 from aggregator.cli import clean, sources

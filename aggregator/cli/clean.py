@@ -8,7 +8,13 @@ import json
 
 import click
 
-from aggregator.cli.common import EXIT_FAILED, config_or_exit, with_store
+from aggregator.cli.common import (
+    EXIT_FAILED,
+    complete_source,
+    config_or_exit,
+    source_or_exit,
+    with_store,
+)
 
 
 @click.command()
@@ -17,7 +23,16 @@ from aggregator.cli.common import EXIT_FAILED, config_or_exit, with_store
 @click.pass_context
 def explain(ctx: click.Context, reference: str, as_json: bool) -> None:
     """Show a stored article (by id or URL), its source, and which clean rules fired on it
-    with samples of what they removed: why text vanished."""
+    with samples of what they removed: why text vanished.
+
+    REFERENCE is an article's id, or its link in any spelling (tracking parameters and the
+    fragment do not count).
+
+    \b
+    Examples:
+      aggregator explain https://www.zaobao.com/news/china/story20240501-1
+      aggregator explain 3f2a9c1e --json
+    """
     from aggregator.pipeline.reclean import explain as explain_article
 
     config = config_or_exit(ctx)
@@ -73,14 +88,31 @@ def explain(ctx: click.Context, reference: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--source", "source", default=None, help="Only this source's articles.")
+@click.option(
+    "--source",
+    "source",
+    default=None,
+    shell_complete=complete_source,
+    help="Only this source's articles.",
+)
 @click.pass_context
 def reclean(ctx: click.Context, source: str | None) -> None:
     """Clean stored articles again from their raw HTML with the config's current rules, save
-    those that changed, and re-render the feeds."""
+    those that changed, and re-render the feeds.
+
+    Run it after adding or changing a `clean` rule; ids, dates, tags and stories stay. Running
+    it twice changes nothing the second time.
+
+    \b
+    Examples:
+      aggregator reclean
+      aggregator reclean --source sina-finance
+    """
     from aggregator.pipeline.reclean import reclean as reclean_articles
 
     config = config_or_exit(ctx)
+    if source is not None:
+        source_or_exit(ctx, config, source)
     report = with_store(ctx, config, lambda store: reclean_articles(config, store, source))
     click.echo(
         f"re-cleaned {report.seen} articles: {len(report.changed)} changed, "

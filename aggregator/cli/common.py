@@ -1,14 +1,20 @@
-"""What every command module of the CLI shares: exit codes and loading the config or exiting."""
+"""What every command module of the CLI shares: exit codes, loading the config or exiting, one
+way to say what failed, and "did you mean" for a mistyped name."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+import difflib
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
+import click.shell_completion
 
-from aggregator.config import Config, load_config
+from aggregator.config import Config, SourceConfig, config_path, load_config
+from aggregator.daemon.logs import name_sources
 from aggregator.errors import AggregatorError, ConfigError
+from aggregator.redact import mask_text
 
 if TYPE_CHECKING:
     from aggregator.store import Store
@@ -22,11 +28,82 @@ EXIT_BAD_CONFIG = 2
 def config_or_exit(ctx: click.Context) -> Config:
     """The config named on the command line; its problems printed and exit 2 if it is bad."""
     try:
-        return load_config(ctx.obj)
+        config = load_config(ctx.obj)
     except ConfigError as error:
-        click.echo(str(error), err=True)
+        for problem in error.problems:
+            say(ctx, str(problem), logging.ERROR)
         ctx.exit(EXIT_BAD_CONFIG)
         raise  # unreachable: ctx.exit raises
+    name_sources(source.name for source in config.sources)
+    return config
+
+
+def fail(
+    ctx: click.Context, message: str, *, about: object = None, status: int = EXIT_FAILED
+) -> NoReturn:
+    """`error: ABOUT: MESSAGE` on stderr, then exit. The one place that words a failure, so
+    that what failed is named once: a message that starts with what it is about already (an
+    AggregatorError names its source, file or URL) is not prefixed again."""
+    text = mask_text(message)
+    if about is not None:
+        subject = mask_text(str(about))
+        if not text.startswith(f"{subject}: ") and text != subject:
+            text = f"{subject}: {text}"
+    say(ctx, f"error: {text}", logging.ERROR)
+    ctx.exit(status)
+    raise AssertionError("unreachable: ctx.exit raises")
+
+
+def say(ctx: click.Context, line: str, level: int = logging.INFO) -> None:
+    """A line for stderr: as it is, or with --log-format json as a log record like every other
+    line there, so that a log shipper reading stderr reads JSON only."""
+    if ctx.find_root().params.get("log_format") == "json":
+        logging.getLogger("aggregator.cli").log(level, "%s", line)
+    else:
+        click.echo(line, err=True)
+
+
+def did_you_mean(name: str, known: Iterable[str], *, what: str = "name") -> str:
+    """What to say after "no such NAME": the closest known names (difflib), or all of them
+    when there are few, or where to list them."""
+    known = sorted(set(known))
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    if not close:  # case only, or a prefix: `HN` for `hn`, `zaobao` for `zaobao-china`
+        folded = name.casefold()
+        close = [each for each in known if each.casefold().startswith(folded)][:3]
+    if close:
+        return "did you mean " + " or ".join(repr(each) for each in close) + "?"
+    if not known:
+        return f"there is no {what} yet"
+    if len(known) <= 8:
+        return f"the {what}s are " + ", ".join(known)
+    return f"{len(known)} {what}s; `aggregator sources list` shows them"
+
+
+def complete_source(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """The config's source names that start with what was typed, for shell completion. The
+    group's callback has not run while completing: the config is found from its options."""
+    root = ctx.find_root()
+    try:
+        config = load_config(config_path(root.params.get("config_file")))
+    except (AggregatorError, OSError):
+        return []  # no config, or a broken one: nothing to offer, and nothing to print
+    return [
+        click.shell_completion.CompletionItem(source.name, help=source.title or source.kind)
+        for source in config.sources
+        if source.name.startswith(incomplete)
+    ]
+
+
+def source_or_exit(ctx: click.Context, config: Config, name: str) -> SourceConfig:
+    """The config's source `name`; an error with the nearest names (exit 1) if it has none."""
+    source = config.source(name)
+    if source is None:
+        hint = did_you_mean(name, (each.name for each in config.sources), what="source")
+        fail(ctx, f"no source named {name!r} in {ctx.obj}; {hint}")
+    return source
 
 
 def with_store(ctx: click.Context, config: Config, work: Callable[[Store], T]) -> T:
@@ -41,6 +118,4 @@ def with_store(ctx: click.Context, config: Config, work: Callable[[Store], T]) -
         finally:
             store.close()
     except AggregatorError as error:
-        click.echo(f"error: {error}", err=True)
-        ctx.exit(EXIT_FAILED)
-        raise  # unreachable: ctx.exit raises
+        fail(ctx, str(error))

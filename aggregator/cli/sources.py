@@ -6,6 +6,7 @@ aggregator.pipeline.discover, OPML is aggregator.opml.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -14,8 +15,14 @@ from typing import Any
 
 import click
 
-from aggregator.cli.common import EXIT_FAILED, config_or_exit
-from aggregator.config import Config, format_duration
+from aggregator.cli.common import (
+    EXIT_FAILED,
+    complete_source,
+    config_or_exit,
+    fail,
+    source_or_exit,
+)
+from aggregator.config import Config, SourceConfig, format_duration
 from aggregator.config.edit import (
     ConfigEditError,
     add_sources,
@@ -23,9 +30,17 @@ from aggregator.config.edit import (
     remove_source,
     set_enabled,
 )
-from aggregator.config.opml import OpmlError, Subscription, read_opml, source_name, write_opml
+from aggregator.config.hints import value_problems
+from aggregator.config.opml import (
+    OpmlError,
+    Subscription,
+    display_title,
+    read_opml,
+    source_name,
+    write_opml,
+)
 from aggregator.redact import mask_text, mask_url
-from aggregator.urls import canonical_url
+from aggregator.urls import canonical_url, is_web_url
 
 RELOAD_NOTE = "a running daemon picks the change up on SIGHUP (systemctl reload aggregator)"
 
@@ -37,9 +52,7 @@ def _edit(ctx: click.Context, change: Any) -> Config:
     try:
         return edit_config(ctx.obj, change)
     except ConfigEditError as error:
-        click.echo(f"error: {ctx.obj}: {mask_text(str(error))}", err=True)
-        ctx.exit(EXIT_FAILED)
-        raise  # unreachable: ctx.exit raises
+        fail(ctx, str(error), about=ctx.obj)
 
 
 def _same_url(left: str, right: str) -> bool:
@@ -55,17 +68,78 @@ def _duplicate(config: Config, name: str | None, url: str | None) -> str | None:
     return None
 
 
+# What each key of a source is called on the `sources add` command line.
+_OPTION_OF = {
+    "name": "NAME",
+    "url": "URL",
+    "path": "URL",
+    "kind": "--kind",
+    "tags": "--tag",
+    "interval": "--interval",
+    "selector": "--selector",
+    "title": "--title",
+}
+
+
+def _check_options(ctx: click.Context, entry: dict[str, Any]) -> None:
+    """Refuse (exit 1) options that would make a bad source, each named as typed, with the
+    hint `check` gives for the same value in the YAML."""
+    given = {key: value for key, value in entry.items() if value not in (None, ())}
+    problems = value_problems(SourceConfig, given)
+    for key, message in problems:
+        option = _OPTION_OF.get(key)
+        click.echo(f"error: {option}: {message}" if option else f"error: {message}", err=True)
+    if problems:
+        click.echo("nothing changed", err=True)
+        ctx.exit(EXIT_FAILED)
+
+
+def _note_new_tags(config: Config, tags: tuple[str, ...]) -> None:
+    """A --tag no source or rule has yet may be a typo of one that exists: say so (a new tag
+    is fine too, so this is a note, not a refusal)."""
+    known = {tag for source in config.sources for tag in source.tags}
+    known |= {rule.tag for rule in config.rules}
+    folded = {tag.casefold() for tag in known}
+    for tag in tags:
+        if tag.casefold() not in folded and known:
+            close = difflib.get_close_matches(tag, sorted(known), n=3, cutoff=0.75)
+            if close:
+                shown = " or ".join(repr(each) for each in close)
+                click.echo(
+                    f"note: no source has the tag {tag!r} yet; did you mean {shown}?", err=True
+                )
+
+
 @click.group()
 def sources() -> None:
     """List, add, remove, enable or disable sources: edits the config's YAML in place,
-    keeping its comments and formatting."""
+    keeping its comments and formatting.
+
+    Every line outside the source a command touches stays byte for byte; an edit that would
+    make the config invalid is refused with the config's own file:line:col error. A running
+    daemon picks the change up on SIGHUP (systemctl reload aggregator).
+
+    \b
+    Examples:
+      aggregator sources list
+      aggregator sources add hn https://news.ycombinator.com/rss --tag tech
+      aggregator sources disable hn
+    """
 
 
 @sources.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 @click.pass_context
 def sources_list(ctx: click.Context, as_json: bool) -> None:
-    """List the sources of the config: name, kind, enabled, URL or folder, tags, interval."""
+    """List the sources of the config: name, kind, enabled, URL or folder, tags, interval.
+
+    URLs are shown without their credentials (user:password@, api_key=... as ***).
+
+    \b
+    Examples:
+      aggregator sources list
+      aggregator sources list --json
+    """
     config = _config(ctx)
     rows = [
         {
@@ -113,6 +187,11 @@ def sources_list(ctx: click.Context, as_json: bool) -> None:
 @click.option("--tag", "tags", multiple=True, help="A tag for its articles; repeat for more.")
 @click.option("--interval", default=None, help="How often to poll it, e.g. 10m or 1h.")
 @click.option("--selector", default=None, help="page sources: CSS selector of article links.")
+@click.option(
+    "--title",
+    default=None,
+    help="The name readers see (provenance, pages, OPML); default: the feed's own title.",
+)
 @click.option("--no-check", is_flag=True, help="Add it without fetching it first.")
 @click.pass_context
 def sources_add(  # noqa: PLR0917 (one parameter per click option)
@@ -123,14 +202,27 @@ def sources_add(  # noqa: PLR0917 (one parameter per click option)
     tags: tuple[str, ...],
     interval: str | None,
     selector: str | None,
+    title: str | None,
     no_check: bool,
 ) -> None:
     """Add a source at the end of the config's `sources:` list.
 
     A feed URL is fetched once to check it (--no-check skips that); when it is an HTML page,
-    the feed it announces (<link rel="alternate">) is added instead. A name or URL already in
-    the config is refused (exit 1)."""
+    the feed it announces (<link rel="alternate">) is added instead. The feed's own title and
+    home page become the source's `title` and `site_url` (--title sets another). A name or URL
+    already in the config is refused (exit 1). Every option is checked before the URL is
+    fetched; a --tag that no source has yet but is close to one gets a note.
+
+    \b
+    Examples:
+      aggregator sources add zaobao https://www.zaobao.com/realtime/china/rss.xml --tag china
+      aggregator sources add blog https://blog.example.org/  # its announced feed is added
+      aggregator sources add city https://example.org/city/ --kind page --selector "ul.news a"
+      aggregator sources add notes ~/notes/_posts --kind posts --interval 1h
+      aggregator sources add intranet https://feeds.corp.example/all.xml --no-check
+    """
     config = _config(ctx)
+    site_url: str | None = None
     location = "path" if kind == "posts" else "url"
     problem = _duplicate(config, name, url if kind != "posts" else None)
     if problem:
@@ -147,6 +239,10 @@ def sources_add(  # noqa: PLR0917 (one parameter per click option)
     if kind == "page" and not selector:
         click.echo("error: a page source needs --selector (CSS for its article links)", err=True)
         ctx.exit(EXIT_FAILED)
+    # Every option is checked before the fetch, which may take a while and would be for nothing.
+    wanted = {"name": name, "title": title, "kind": kind, location: url, "tags": tags}
+    _check_options(ctx, {**wanted, "interval": interval, "selector": selector})
+    _note_new_tags(config, tags)
     if kind != "posts" and not no_check:
         # Imported here: httpx and the parsers are not needed for --help or --no-check.
         from aggregator.pipeline.discover import check_source
@@ -154,9 +250,11 @@ def sources_add(  # noqa: PLR0917 (one parameter per click option)
         timeout = config.defaults.timeout.total_seconds()
         checked = check_source(url, kind, selector, timeout)
         if not checked.ok:
-            click.echo(f"error: {mask_url(checked.url)}: {mask_text(checked.message)}", err=True)
-            click.echo("nothing changed; --no-check adds it without checking", err=True)
-            ctx.exit(EXIT_FAILED)
+            fail(
+                ctx,
+                f"{checked.message}; nothing changed (--no-check adds it without checking)",
+                about=mask_url(checked.url),
+            )
         if checked.page_url:
             click.echo(
                 f"{mask_url(checked.page_url)} is a page; "
@@ -168,7 +266,17 @@ def sources_add(  # noqa: PLR0917 (one parameter per click option)
                 click.echo(f"error: {problem}; nothing changed", err=True)
                 ctx.exit(EXIT_FAILED)
         click.echo(f"checked: {mask_text(checked.message)}")
-    entry: dict[str, Any] = {"name": name, "kind": kind, location: url}
+        if title is None:  # --title as typed; the config's check refuses what it cannot hold
+            title = display_title(checked.title)
+        # A feed's <link> may be relative or junk; the page that announced it is home too.
+        home = checked.home if checked.home and is_web_url(checked.home) else checked.page_url
+        site_url = home if home and home != url else None
+    entry: dict[str, Any] = {"name": name}
+    if title is not None:
+        entry["title"] = title
+    entry |= {"kind": kind, location: url}
+    if site_url:
+        entry["site_url"] = site_url
     if tags:
         entry["tags"] = list(tags)
     if interval:
@@ -181,23 +289,28 @@ def sources_add(  # noqa: PLR0917 (one parameter per click option)
 
 
 @sources.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_source)
 @click.pass_context
 def sources_remove(ctx: click.Context, name: str) -> None:
-    """Remove the source NAME from the config (its stored articles stay in the store)."""
-    _config(ctx)
+    """Remove the source NAME from the config (its stored articles stay in the store).
+
+    Only the source's own lines go; every other line of the file stays byte for byte. A name
+    the config does not have is refused with the nearest ones (exit 1).
+
+    \b
+    Examples:
+      aggregator sources remove zaobao-china
+      aggregator -c /etc/aggregator/aggregator.yaml sources remove hn
+    """
+    source_or_exit(ctx, _config(ctx), name)
     _edit(ctx, lambda text: remove_source(text, name))
     click.echo(f"removed {name!r} from {ctx.obj}; {RELOAD_NOTE}")
 
 
 def _set_enabled(ctx: click.Context, name: str, enabled: bool) -> None:
-    config = _config(ctx)
-    source = config.source(name)
-    if source is None:
-        click.echo(f"error: no source named {name!r} in {ctx.obj}", err=True)
-        ctx.exit(EXIT_FAILED)
+    source = source_or_exit(ctx, _config(ctx), name)
     word = "enabled" if enabled else "disabled"
-    if source is not None and source.enabled == enabled:
+    if source.enabled == enabled:
         click.echo(f"{name!r} is {word} already; nothing changed")
         return
     _edit(ctx, lambda text: set_enabled(text, name, enabled))
@@ -205,24 +318,43 @@ def _set_enabled(ctx: click.Context, name: str, enabled: bool) -> None:
 
 
 @sources.command("enable")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_source)
 @click.pass_context
 def sources_enable(ctx: click.Context, name: str) -> None:
-    """Enable the source NAME: it is polled again (removes its `enabled: false`)."""
+    """Enable the source NAME: it is polled again (removes its `enabled: false`).
+
+    \b
+    Examples:
+      aggregator sources enable sina-finance
+      systemctl reload aggregator  # then tell a running daemon
+    """
     _set_enabled(ctx, name, True)
 
 
 @sources.command("disable")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_source)
 @click.pass_context
 def sources_disable(ctx: click.Context, name: str) -> None:
-    """Disable the source NAME: it stays in the config but is not polled (`enabled: false`)."""
+    """Disable the source NAME: it stays in the config but is not polled (`enabled: false`).
+
+    Its stored articles stay in the feeds until they age out.
+
+    \b
+    Examples:
+      aggregator sources disable sina-finance
+    """
     _set_enabled(ctx, name, False)
 
 
 @click.group()
 def opml() -> None:
-    """Import sources from the OPML file another feed reader exported, or export them."""
+    """Import sources from the OPML file another feed reader exported, or export them.
+
+    \b
+    Examples:
+      aggregator opml import miniflux.opml --tag imported
+      aggregator opml export -o feeds.opml
+    """
 
 
 @opml.command("import")
@@ -231,7 +363,15 @@ def opml() -> None:
 @click.pass_context
 def opml_import(ctx: click.Context, file: Path, extra_tags: tuple[str, ...]) -> None:
     """Add every feed of an OPML 1.0/2.0 FILE as a feed source; folders and `category`
-    attributes become tags. Feeds whose URL is in the config already are skipped and counted."""
+    attributes become tags. Each outline's title becomes the source's `title` and its htmlUrl
+    its `site_url`; its `name` is a short slug of the title (lowercase ASCII, `-2` when taken).
+    Feeds whose URL is in the config already are skipped and counted.
+
+    \b
+    Examples:
+      aggregator opml import freshrss-export.opml
+      aggregator opml import feedly.opml --tag feedly
+    """
     config = _config(ctx)
     try:
         found = read_opml(file.read_bytes(), str(file))
@@ -245,9 +385,16 @@ def opml_import(ctx: click.Context, file: Path, extra_tags: tuple[str, ...]) -> 
         if _duplicate(config, None, feed.url):
             present += 1
             continue
-        name = source_name(feed.title, taken)
+        # An outline with no title of its own is called by its URL: no title then.
+        title = feed.title if feed.title != feed.url else None
+        name = source_name(title or "", taken, feed.url)
         taken.add(name)
-        entry: dict[str, Any] = {"name": name, "kind": "feed", "url": feed.url}
+        entry: dict[str, Any] = {"name": name}
+        if title:
+            entry["title"] = title
+        entry |= {"kind": "feed", "url": feed.url}
+        if feed.html_url:
+            entry["site_url"] = feed.html_url
         tags = list(dict.fromkeys((*feed.tags, *extra_tags)))
         if tags:
             entry["tags"] = tags
@@ -273,13 +420,25 @@ def opml_import(ctx: click.Context, file: Path, extra_tags: tuple[str, ...]) -> 
 )
 @click.pass_context
 def opml_export(ctx: click.Context, output: Path | None) -> None:
-    """Write the config's feed and page sources as OPML 2.0, with their tags (first tag as
-    the folder, every tag in `category`). Folders of posts have no URL and are left out.
+    """Write the config's feed and page sources as OPML 2.0, with their titles (the name when
+    a source has none), home pages (htmlUrl) and tags (first tag as the folder, every tag in
+    `category`). Folders of posts have no URL and are left out.
     Credentials in a URL (user:password@, api_key=...) are written as *** (see `sources list`):
-    such a feed works again only once they are filled in by hand."""
+    such a feed works again only once they are filled in by hand.
+
+    \b
+    Examples:
+      aggregator opml export > feeds.opml
+      aggregator opml export -o /tmp/feeds.opml
+    """
     config = _config(ctx)
     feeds = [
-        Subscription(title=source.name, url=source.url, tags=source.tags)
+        Subscription(
+            title=source.title or source.name,
+            url=source.url,
+            html_url=source.site_url,
+            tags=source.tags,
+        )
         for source in config.sources
         if source.url
     ]

@@ -8,6 +8,7 @@ keys are errors, and relative paths resolve against the config file's own folder
     loader.py      YAML to a validated Config, or ConfigError listing every problem
     bounds.py      the YAML text's size, characters, depth and aliases, checked first
     hints.py       "did you mean" for mistyped keys and values
+    preflight.py   what `check` adds: what a run would hit on this machine (folders, writes)
     edit.py        sources added, removed, enabled in the YAML text, byte for byte elsewhere
     opml.py        OPML import and export of feed sources
 """

@@ -8,9 +8,15 @@ import types
 from collections.abc import Mapping, Sequence
 from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 _TABS = "found character '\\t' that cannot start any token"
+
+
+def is_validator_tag(part: object) -> bool:
+    """Whether a part of pydantic's error location is no key but a tag it inserts there, like
+    "function-after[...]" or a Literal's repr."""
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
 
 
 def _model_at(root: type[BaseModel], location: Sequence[object]) -> type[BaseModel] | None:
@@ -84,6 +90,22 @@ def message(root: type[BaseModel], location: Sequence[object], error: Mapping[st
     if kind == "string_pattern_mismatch" and key == "name":
         return f"{_show(value)} is not a usable name; no spaces or slashes (use - instead)"
     return text
+
+
+def value_problems(model: type[BaseModel], data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Each problem `data` has as a `model` (one source, say), as (its key, the message `check`
+    would give): for a command that builds a config entry from its options and must refuse a
+    bad one before it does anything else. The key is "" for a problem of the whole entry."""
+    try:
+        model.model_validate(data)
+    except ValidationError as error:
+        problems: list[tuple[str, str]] = []
+        for item in error.errors():
+            location = tuple(part for part in item["loc"] if not is_validator_tag(part))
+            key = str(location[0]) if location else ""
+            problems.append((key, message(model, location, item)))
+        return problems
+    return []
 
 
 def yaml_message(text: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ def load_config(path: Path) -> Config:
         config = Config.model_validate({**document, "path": path}, context=context)
     except ValidationError as error:
         for item in error.errors():
-            location = tuple(part for part in item["loc"] if not _is_validator_tag(part))
+            location = tuple(part for part in item["loc"] if not hints.is_validator_tag(part))
             invalid.append(_Invalid(location, item["type"] == "extra_forbidden", item))
     if invalid or config is None:
         raise ConfigError(_located(name, text, invalid))
@@ -128,8 +129,11 @@ class _Invalid:
     at_key: bool = False  # an unknown key is shown at the key, not at its value
     error: Any = None  # pydantic's error, None for a duplicate name
     duplicate: tuple[str, int] | None = None  # the name and the index that used it first
+    said: str | None = None  # worded already (a problem found after loading: see place)
 
     def message(self) -> str:
+        if self.said is not None:
+            return self.said
         if self.duplicate is not None:
             name, first = self.duplicate
             return (
@@ -137,6 +141,24 @@ class _Invalid:
                 " give each source its own name"
             )
         return hints.message(Config, self.location, self.error)
+
+
+def place(path: Path, found: Sequence[tuple[Location, str]]) -> list[ConfigProblem]:
+    """Problems found in a config that loaded (`check`'s look at the disk: a missing folder,
+    an unwritable store), each (key path, message), placed in the file as the loader places its
+    own, in the order of the file."""
+    if not found:
+        return []
+    return _located(
+        str(path), _read(path), [_Invalid(location, said=said) for location, said in found]
+    )
+
+
+def raw_document(path: Path) -> dict[str, Any]:
+    """The config's mapping as written, before defaults and path resolution (for a config that
+    loaded: what a key says in the file, as opposed to what it means)."""
+    document = YAML(typ="safe").load(_read(path))
+    return _plain(document) if isinstance(document, dict) else {}
 
 
 def _located(name: str, text: str, invalid: list[_Invalid]) -> list[ConfigProblem]:
@@ -197,11 +219,6 @@ def _duplicate_source_names(document: dict[Any, Any]) -> list[tuple[int, str, in
         else:
             seen[name] = index
     return found
-
-
-def _is_validator_tag(part: object) -> bool:
-    # pydantic inserts tags like "function-after[...]" or a Literal's repr into some locations.
-    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
 
 
 def _position(

@@ -196,6 +196,19 @@ def _timezone(name: str) -> str:
     return name
 
 
+# Control characters and YAML's line breaks (U+0085, U+2028, U+2029): a title stays one line in
+# the config and in every page, feed and OPML file that shows it.
+_NOT_IN_TITLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _display_title(title: str) -> str:
+    if not title.strip():
+        raise ValueError("is blank; leave `title` out to show the source's name")
+    if _NOT_IN_TITLE.search(title):
+        raise ValueError(f"{_shown(title)} holds a line break or control character")
+    return title
+
+
 def resolve_path(folder: Path, path: Path) -> Path:
     """A path of the config: `~` expanded, a relative one taken from the config's folder."""
     expanded = path.expanduser()
@@ -263,6 +276,7 @@ Regex = Annotated[str, AfterValidator(_regex)]
 Name = Annotated[str, Field(min_length=1, pattern=r"^[^\s/\\]+$")]
 # A header value: printable ASCII, no line breaks, of a sensible length.
 UserAgent = Annotated[str, Field(min_length=1, max_length=300, pattern=r"^[ -~]+$")]
+DisplayTitle = Annotated[str, Field(max_length=300), AfterValidator(_display_title)]
 # A host name for host-keyed clean rules: lowercase labels, applies to its subdomains too.
 Host = Annotated[
     str, Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
@@ -294,7 +308,9 @@ class Defaults(_Strict):
     interval: Duration = timedelta(minutes=15)
     timeout: Duration = timedelta(seconds=20)
     max_bytes: Size = 5_000_000
-    per_host: int = Field(default=2, ge=1, le=64)  # concurrent requests to one host
+    per_host: int = Field(default=2, ge=1, le=64)  # concurrent requests to one host, at first
+    # The most a healthy host's window grows to (a per_host above it is kept as asked).
+    per_host_max: int = Field(default=16, ge=1, le=64)
     concurrency: int = Field(default=50, ge=1, le=1000)  # concurrent requests in all
     timezone: TimeZone = "UTC"  # for dates that carry no zone
     # What requests call themselves; default `aggregator/VERSION (+output.base_url)`, so a
@@ -309,9 +325,13 @@ class CleanRules(_Strict):
 
 class SourceConfig(_Strict):
     name: Name
+    # What readers see instead of the name (provenance, pages, OPML); the name stays the
+    # CLI's handle. Filled from the feed's own title by `sources add` and OPML import.
+    title: DisplayTitle | None = None
     kind: Literal["posts", "feed", "page"]
     path: Path | None = None
     url: WebUrl | None = None
+    site_url: WebUrl | None = None  # the home page the feed belongs to (OPML's htmlUrl)
     tags: tuple[str, ...] = ()
     interval: Duration | None = None
     timeout: Duration | None = None

@@ -91,6 +91,16 @@ def output_dir_problem(folder: Path) -> str | None:
     return None
 
 
+def system_tree(path: Path) -> Path | None:
+    """The system tree (/etc, /usr, ...) `path` is in, if it is in one: a service cannot write
+    there (systemd's ProtectSystem=strict makes them read-only), nor should anything of ours."""
+    try:
+        real = Path(os.path.realpath(path))
+    except (OSError, ValueError):
+        return None
+    return next((tree for tree in _SYSTEM_TREES if real.is_relative_to(tree)), None)
+
+
 def _homes() -> set[Path]:
     homes = {Path("/root")}
     # No HOME and no passwd entry: only the usual places are known.

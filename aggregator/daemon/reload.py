@@ -7,6 +7,7 @@ import dataclasses
 import logging
 
 from aggregator.config import Config, format_duration, load_config
+from aggregator.daemon.logs import name_sources
 from aggregator.errors import ConfigError
 from aggregator.store import Store
 
@@ -33,6 +34,7 @@ def reloaded(running: Config) -> Config | None:
         return None
     old = {source.name for source in running.sources}
     new = {source.name for source in loaded.sources}
+    name_sources(old | new)  # a JSON log line about an added source names it too
     log.info(
         "reload: %s: %d sources (%d added, %d removed)",
         loaded.path,

@@ -24,13 +24,15 @@ class Checked:
     page_url: str | None = None  # the HTML page the feed was discovered on
     title: str | None = None
     entries: int = 0
+    home: str | None = None  # the site the feed names as its own (its <link>, home_page_url)
 
 
 async def _get(fetcher: Fetcher, url: str, timeout: float, max_bytes: int) -> Document | str:
     request = FetchRequest(source=_CHECK, url=url, timeout=timeout, max_bytes=max_bytes)
     result = await fetcher.fetch(request)
     if result.document is None:
-        return f"{url}: {result.error or f'HTTP {result.status}, no body'}"
+        # Without the URL: the Checked it ends up in carries it, and the CLI names it once.
+        return result.error or f"HTTP {result.status}, no body"
     return result.document
 
 
@@ -46,7 +48,7 @@ def _feed(document: Document, page_url: str | None) -> Checked:
     named = f" ({feed.title})" if feed.title else ""
     via = f", announced by {page_url}" if page_url else ""
     message = f"a feed{named} with {found}{via}"
-    return Checked(url, True, message, page_url, feed.title, len(feed.entries))
+    return Checked(url, True, message, page_url, feed.title, len(feed.entries), feed.link)
 
 
 async def check_feed(url: str, timeout: float = 20.0, max_bytes: int = 5_000_000) -> Checked:

@@ -11,7 +11,7 @@ from aggregator.config import Config
 from aggregator.dedupe import merge_cluster
 from aggregator.models import Article, FeedData, FeedItem, SiteSettings, SourceHealth
 from aggregator.pipeline.run import render_key
-from aggregator.render import remove_leftovers, render_site
+from aggregator.render import remove_leftovers, render_site, tags_without_pages
 from aggregator.sources.schedule import health as source_health
 from aggregator.store import Store
 from aggregator.tags import slugify
@@ -22,8 +22,9 @@ log = logging.getLogger("aggregator")
 def publish(
     config: Config, store: Store, touched: Collection[str] | None = None
 ) -> tuple[Path, ...]:
-    """Render the all-stories feed, the feeds of the tags in `touched` (of every tag when None),
-    the index and the OPML.
+    """Render the all-stories feed, the feeds of the tags in `touched` (of every tag when None)
+    with their HTML pages, the index, the sources page and the OPML. A tag whose page is
+    missing from the output folder is rendered too, so the index never links to a 404.
 
     The daemon passes the slugs its pass touched, so a pass that changed one tag reads and
     renders that tag's feeds and leaves the others' files (and their ETags) alone.
@@ -33,6 +34,8 @@ def publish(
     chosen = {slugify(tag) for source in config.sources for tag in source.tags}
     chosen |= {slugify(rule.tag) for rule in config.rules}
     tags = sorted(store.tag_summaries(), key=lambda tag: tag.slug not in chosen)
+    if touched is not None:
+        touched = set(touched) | tags_without_pages(config.output.dir, [tag.slug for tag in tags])
     feeds = [FeedData(None, config.output.title, _items(store.clusters(None, limit)))]
     feeds += [
         FeedData(tag.slug, tag.name, _items(store.clusters(tag.slug, limit)))
@@ -56,8 +59,9 @@ def publish(
         base_url=config.output.base_url,
         title=config.output.title,
         items_per_feed=limit,
+        source_titles={source.name: source.title for source in config.sources if source.title},
     )
-    # The chart window ends on the newest item, never after today: same data, same page.
+    # The charts end today (UTC): a page drawn on another day may differ.
     now = datetime.now(UTC)
     labels = {
         source.name: source_health(states.get(source.name), now, enabled=source.enabled)

@@ -114,21 +114,26 @@ def item_title(item: FeedItem) -> str:
     return item.title if xml_text(item.title).strip() else UNTITLED
 
 
-def item_author(item: FeedItem) -> str:
-    """The author, or the source's name when it has no character a feed can carry."""
-    return item.author if item.author and xml_text(item.author).strip() else item.source
+def item_author(item: FeedItem, site: SiteSettings) -> str:
+    """The author, or how `site` shows the source (its title, else its name) when the author
+    has no character a feed can carry."""
+    if item.author and xml_text(item.author).strip():
+        return item.author
+    return site.source_label(item.source)
 
 
 def item_urn(item: FeedItem) -> str:
     return f"urn:uuid:{item.id}"
 
 
-def also_reported_html(item: FeedItem) -> str:
+def also_reported_html(item: FeedItem, site: SiteSettings) -> str:
+    """The other sources that carried the story, each as `site` shows it (its title, else its
+    name), with its link and its own title of the story."""
     if not item.also_reported:
         return ""
     rows: list[str] = []
     for other in item.also_reported:
-        name = html.escape(other.source)
+        name = html.escape(site.source_label(other.source))
         shown = f'<a href="{html.escape(other.link)}">{name}</a>' if other.link else name
         if other.title:
             shown += f" ({html.escape(other.title)})"
@@ -136,9 +141,9 @@ def also_reported_html(item: FeedItem) -> str:
     return "<hr><p>Also reported by:</p><ul>" + "".join(rows) + "</ul>"
 
 
-def item_content(item: FeedItem) -> str:
+def item_content(item: FeedItem, site: SiteSettings) -> str:
     """The cleaned HTML followed by the list of the other sources that carried the story."""
-    return item.content_html + also_reported_html(item)
+    return item.content_html + also_reported_html(item, site)
 
 
 def feed_updated(items: Sequence[FeedItem]) -> datetime:

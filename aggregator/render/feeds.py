@@ -84,14 +84,14 @@ def _add_entries(fg: FeedGenerator, spec: FeedSpec, *, rss: bool) -> None:
         entry.link(href=item_link(spec.site, item), rel="alternate", type="text/html")
         entry.published(whole_seconds(item.published))
         entry.updated(whole_seconds(item.updated))
-        author = xml_text(item_author(item))
+        author = xml_text(item_author(item, spec.site))
         if rss:
             entry.dc.dc_creator(author)
         else:
             entry.author({"name": author})
         for tag in item.tags:
             entry.category(term=xml_text(tag))
-        entry.content(xml_text(item_content(item)), type="html")
+        entry.content(xml_text(item_content(item, spec.site)), type="html")
         summary = xml_text(item.summary) or title
         # RSS <description> is read as HTML: escape the plain text so "<" survives as text.
         entry.summary(html.escape(summary, quote=False) if rss else summary)
@@ -121,11 +121,11 @@ def _json_item(spec: FeedSpec, item: FeedItem) -> dict[str, Any]:
         "id": item_urn(item),
         "url": item_link(spec.site, item),
         "title": item_title(item),
-        "content_html": item_content(item),
+        "content_html": item_content(item, spec.site),
         "summary": item.summary,
         "date_published": whole_seconds(item.published).isoformat(),
         "date_modified": whole_seconds(item.updated).isoformat(),
-        "authors": [{"name": item_author(item)}],
+        "authors": [{"name": item_author(item, spec.site)}],
         "tags": list(item.tags),
     }
     if item.image:

@@ -86,6 +86,7 @@ class OutputWriter:
     root: Path
     written: list[Path] = field(default_factory=list)
     unchanged: int = 0
+    removed: list[Path] = field(default_factory=list)
     _seen: set[Path] = field(default_factory=set)
 
     def write(self, relative: str, data: bytes) -> None:
@@ -99,6 +100,19 @@ class OutputWriter:
             return
         write_atomic(path, data)
         self.written.append(path)
+
+    def remove(self, relative: str) -> bool:
+        """Delete a file this render no longer produces (a page past the last one); False when
+        there was none."""
+        path = self.root / relative
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise RenderError(f"{path}: cannot remove: {exc}") from exc
+        self.removed.append(path)
+        return True
 
 
 # Temp names from before OUTPUT_TEMP_PREFIX (".<target>.<mkstemp's random part>.tmp"), by the
