@@ -28,17 +28,19 @@ store; node feed equality; exit codes.
 Part 2 (`--simulate`): no HTTP. For each size in --sources and each node count in --nodes (paired
 in order: 20000 with 3, 50000 with 5), a fresh schema gets that many source_state rows with
 next_fetch_at spread uniformly over one --sim-interval; N node processes then loop like daemons
-for --sim-seconds: each --tick they read every state (Store.source_states(), as run_pass does),
-keep the due ones no other live lease holds, claim them in batches of --batch with
-Store.claim(node, names, now, lease, due_only=True), "fetch" each (asyncio.sleep of 10-50 ms,
---concurrency at once), and save `succeeded(...)` in a transaction of its own, fenced by the
-claim token; a pass finishes before the next tick starts, as in the daemon. One node is SIGKILLed
+for --sim-seconds, each --tick doing what the daemon's tick does with the store: claim at most
+--batch due sources no live lease holds (Store.claim_due, most overdue first; another batch as
+long as they come back full), "fetch" each claimed source (asyncio.sleep of 10-50 ms,
+--concurrency at once), save `succeeded(...)` in a transaction of its own fenced by the claim
+token, read the claimed sources' states back, read the health and node summaries every
+SUMMARY_SECONDS (Store.troubled_states, Store.node_counts) and the changes to render; a pass
+finishes before the next tick starts, as in the daemon. One node is SIGKILLed
 at half time, abandoning its leases. Node names are `simhost-<i>:<pid>`, one "machine" each, so
 the killed node's leases run out rather than being freed at once by a node of the same host
 (--same-host tests that path). Printed per size: lateness (fetch start - next_fetch_at) of live
 nodes, duplicate fetches (one source twice within half an interval), claim and read times, lost
 leases, and how long the killed node's sources waited to be fetched again against its lease.
-Before the nodes start, one claim of every source at once is timed (a daemon's first pass).
+Before the nodes start, one claim of every source by name is timed (`run --once` over all).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
+from aggregator.daemon.loop import SUMMARY_SECONDS  # noqa: E402
 from aggregator.errors import LeaseLostError  # noqa: E402
 from aggregator.models import SourceState  # noqa: E402
 from aggregator.sources.schedule import succeeded  # noqa: E402
@@ -710,38 +713,42 @@ async def _sim_node(spec: SimNode) -> None:
                 return
             out.write(f"{'S' if saved else 'L'}\t{time.time():.3f}\t{state.name}\t{seconds:.4f}\n")
 
-        await asyncio.sleep(max(0.0, spec.start_at - time.time()))
+        # Daemons started by hand or by systemd on several machines tick in no common phase.
+        phase = chooser.uniform(0, spec.tick)
+        await asyncio.sleep(max(0.0, spec.start_at + phase - time.time()))
+        summarised = -SUMMARY_SECONDS
         while time.time() < spec.end_at:
             tick = time.time()
             now = datetime.now(UTC)
-            began = time.perf_counter()
-            states = await loop.run_in_executor(savers, store.source_states)
-            read = time.perf_counter() - began
-            due = [
-                state.name
-                for state in states
-                if (state.next_fetch_at is None or state.next_fetch_at <= now)
-                and not (
-                    state.claimed_until is not None
-                    and state.claimed_until > now
-                    and state.claimed_by != node
-                )
-            ]
-            out.write(f"R\t{tick:.3f}\t{read:.4f}\t{len(states)}\t{len(due)}\n")
-            del states
+            # As the daemon's tick does (pipeline/run.py run_pass_async and _claim_due,
+            # daemon/loop.py _one_pass): bounded batches of due sources, another as long as
+            # they come back full; the claimed sources' states read back (did a health move?);
+            # the health and node summaries every SUMMARY_SECONDS; the changes to render.
             jobs: list[asyncio.Task[None]] = []
-            for start in range(0, len(due), spec.batch):
-                names = due[start : start + spec.batch]
+            while True:
                 began = time.perf_counter()
                 claimed = await loop.run_in_executor(
                     savers,
-                    functools.partial(store.claim, node, names, now, lease, due_only=True),
+                    functools.partial(store.claim_due, node, datetime.now(UTC), lease, spec.batch),
                 )
                 seconds = time.perf_counter() - began
-                out.write(f"C\t{time.time():.3f}\t{seconds:.4f}\t{len(names)}\t{len(claimed)}\n")
-                jobs += [asyncio.create_task(fetch(state, now)) for state in claimed]
-            if jobs:
-                await asyncio.gather(*jobs)
+                out.write(f"C\t{time.time():.3f}\t{seconds:.4f}\t{spec.batch}\t{len(claimed)}\n")
+                batch = [asyncio.create_task(fetch(state, datetime.now(UTC))) for state in claimed]
+                jobs += batch
+                if batch:
+                    await asyncio.gather(*batch)
+                    names = [state.name for state in claimed]
+                    await loop.run_in_executor(savers, store.source_states, names)
+                if len(claimed) < spec.batch:
+                    break
+            if time.monotonic() - summarised >= SUMMARY_SECONDS:
+                began = time.perf_counter()
+                await loop.run_in_executor(savers, store.troubled_states)
+                await loop.run_in_executor(savers, store.node_counts, now)
+                read = time.perf_counter() - began
+                out.write(f"R\t{tick:.3f}\t{read:.4f}\t0\t{len(jobs)}\n")
+                summarised = time.monotonic()
+            await loop.run_in_executor(savers, store.changes_to_render, node)
             out.write(f"P\t{time.time():.3f}\t{time.time() - tick:.3f}\t{len(jobs)}\n")
             await asyncio.sleep(max(0.0, tick + spec.tick - time.time()))
         out.write(f"U\t{time.process_time():.2f}\n")
@@ -810,22 +817,19 @@ def _populate(schema: str, count: int, start: float, interval: float) -> list[st
     return names
 
 
-def _big_claim(store_url: str, schema: str, names: list[str]) -> tuple[float, float, int]:
-    """One claim of every source at once (a daemon's first pass): its seconds, the seconds of
-    its final sort alone (sorted by names.index), and how many it got; then given back."""
+def _big_claim(store_url: str, schema: str, names: list[str]) -> tuple[float, int]:
+    """One claim of every source by name at once (`run --once` over all of them): its seconds
+    and how many it got; then given back."""
     store = Store(store_url)
     try:
         now = datetime.now(UTC)
         began = time.perf_counter()
         claimed = store.claim("bigclaim-host:1", names, now, timedelta(minutes=5), due_only=False)
         seconds = time.perf_counter() - began
-        began = time.perf_counter()
-        sorted(claimed, key=lambda state: names.index(state.name))
-        sort_seconds = time.perf_counter() - began
     finally:
         store.close()
     sql(schema, "UPDATE source_state SET claimed_by = NULL, claimed_until = NULL")
-    return seconds, sort_seconds, len(claimed)
+    return seconds, len(claimed)
 
 
 @dataclass
@@ -852,11 +856,10 @@ def simulate(args: argparse.Namespace, sources: int, node_count: int) -> SimResu
             start_at = time.time() + 12.0
             if not args.no_big_claim:
                 names = _populate(schema, sources, start_at, interval)
-                seconds, sort_seconds, got = _big_claim(store_url, schema, names)
+                seconds, got = _big_claim(store_url, schema, names)
                 notes.append(
-                    f"one claim of all {sources} sources (a first pass): {seconds:.1f} s"
-                    f" ({got} claimed), of which {sort_seconds:.1f} s is its final"
-                    " sorted(key=names.index)"
+                    f"one claim of all {sources} sources by name (run --once): {seconds:.1f} s"
+                    f" ({got} claimed)"
                 )
                 print(f"  {notes[-1]}", flush=True)
                 sql(schema, "TRUNCATE source_state")
@@ -986,10 +989,12 @@ def simulate(args: argparse.Namespace, sources: int, node_count: int) -> SimResu
         ["", "claim call p50 / p99 / max, s", _p(claim_seconds)],
         [
             "",
-            "  names asked per claim call, mean",
-            _mean([a for n in events for _, _, a, _ in n.claims]),
+            "  batch asked / sources got per claim call, mean",
+            _mean([a for n in events for _, _, a, _ in n.claims])
+            + " / "
+            + _mean([g for n in events for _, _, _, g in n.claims]),
         ],
-        ["", "read all states p50 / p99 / max, s", _p(read_seconds)],
+        ["", "tick's health and node summaries p50 / p99 / max, s", _p(read_seconds)],
         ["", "save (one transaction) p50 / p99 / max, s", _p(save_seconds)],
         ["", "pass (read+claim+fetch+save) p50 / p99 / max, s", _p(pass_seconds)],
         ["", "passes per live node", "/".join(str(len(node.passes)) for node in live)],
@@ -1046,7 +1051,12 @@ def main() -> int:
     parser.add_argument("--lease", type=float, default=40.0, help="seconds (2 x the 20 s timeout)")
     parser.add_argument("--tick", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--batch", type=int, default=500, help="names per claim call")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=200,
+        help="sources per claim (the daemon's: 4 x defaults.concurrency)",
+    )
     parser.add_argument("--savers", type=int, default=4, help="store threads per node")
     parser.add_argument("--same-host", action="store_true", help="sim nodes on one hostname")
     parser.add_argument("--no-big-claim", action="store_true")

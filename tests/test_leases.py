@@ -24,7 +24,7 @@ from aggregator.pipeline.run import open_store, run_pass
 from aggregator.store import Store
 from tests.conftest import libpq_url
 from tests.farm import Farm, FarmConfig
-from tests.helpers import farm_config, run_aggregator
+from tests.helpers import farm_config, run_aggregator, save_state
 from tests.test_store import make
 
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -157,7 +157,9 @@ def test_one_story_saved_by_two_nodes_at_once_is_one_cluster(
 def test_a_failed_save_leaves_no_session_idle_in_transaction(store_url: str) -> None:
     if not store_url.startswith("postgresql"):
         pytest.skip("PostgreSQL's sessions")
-    store = Store(store_url)
+    # Its own sessions only: other runs may share the database.
+    label = f"lease-test-{os.getpid()}"
+    store = Store(f"{store_url}&application_name={label}")
     store.migrate()
     (old,) = store.claim("a:1", ["s"], T0, LEASE, due_only=True)
     store.claim("b:1", ["s"], T0 + LEASE * 2, LEASE, due_only=True)
@@ -167,11 +169,14 @@ def test_a_failed_save_leaves_no_session_idle_in_transaction(store_url: str) -> 
         with psycopg.connect(
             libpq_url(store_url.split("?", maxsplit=1)[0]), autocommit=True
         ) as admin:
-            idle = admin.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE state LIKE 'idle in transaction%' AND datname = current_database()"
-            ).fetchone()
-        assert idle == (0,)
+            states = [
+                state
+                for (state,) in admin.execute(
+                    "SELECT state FROM pg_stat_activity WHERE application_name = %s", (label,)
+                )
+            ]
+        assert states  # the store's pooled session is there to be looked at
+        assert not [state for state in states if state.startswith("idle in transaction")]
     finally:
         store.close()
 
@@ -258,3 +263,119 @@ def test_a_pass_longer_than_its_leases_renews_them(tmp_path: Path) -> None:
     assert taken == []
     assert sorted(fetched.values()) == [1] * len(names)
     assert held == dict.fromkeys(names)
+
+
+def _due_at(store: Store, schedule: dict[str, datetime | None], **fields: object) -> None:
+    for name, due in schedule.items():
+        save_state(store, SourceState(name=name, next_fetch_at=due, **fields))  # type: ignore[arg-type]
+
+
+def test_a_tick_claims_due_sources_most_overdue_first_up_to_its_batch(store: Store) -> None:
+    _due_at(
+        store,
+        {
+            "late": T0 - timedelta(minutes=5),
+            "later": T0 - timedelta(minutes=9),
+            "just": T0,
+            "future": T0 + timedelta(seconds=1),
+            "new": None,  # never fetched: due at once
+        },
+    )
+    _due_at(store, {"switched-off": T0 - timedelta(hours=1)}, disabled_reason="HTTP 410")
+    first = store.claim_due("a:1", T0, LEASE, limit=3)
+    assert [state.name for state in first] == ["new", "later", "late"]
+    assert {state.claimed_by for state in first} == {"a:1"}
+    # The next tick, by another node: the rest of what is due, nothing held, nothing disabled.
+    assert [state.name for state in store.claim_due("b:1", T0, LEASE, limit=3)] == ["just"]
+    assert store.claim_due("c:1", T0, LEASE, limit=3) == []
+    # A lease that ran out is due again.
+    late = [state.name for state in store.claim_due("c:1", T0 + LEASE, LEASE, limit=10)]
+    assert late == ["new", "later", "late", "just", "future"]
+
+
+def test_nodes_ticking_at_once_take_disjoint_batches(store_url: str) -> None:
+    stores = [Store(store_url) for _ in range(3)]
+    stores[0].migrate()
+    stores[0].add_sources(NAMES)
+    start = threading.Barrier(len(stores))
+    taken: dict[int, list[str]] = {}
+
+    def node(number: int) -> None:
+        start.wait()
+        taken[number] = []
+        while batch := stores[number].claim_due(f"host-{number}:1", T0, LEASE, limit=7):
+            taken[number] += [state.name for state in batch]
+
+    threads = [threading.Thread(target=node, args=(number,)) for number in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for opened in stores:
+        opened.close()
+    everything = [name for names in taken.values() for name in names]
+    assert sorted(everything) == sorted(NAMES)  # each source once, none left
+    assert sum(1 for names in taken.values() if names) >= 2  # shared, not one node's
+
+
+def test_the_daemon_pass_hands_back_sources_its_config_does_not_enable(tmp_path: Path) -> None:
+    feeds = tmp_path / "posts"
+    feeds.mkdir()
+    config_file = tmp_path / "aggregator.yaml"
+    config_file.write_text(
+        "store: {url: 'sqlite:///state.db'}\n"
+        "output: {dir: public}\n"
+        "defaults: {interval: 10m}\n"
+        "sources:\n"
+        "  - {name: kept, kind: posts, path: posts}\n"
+        "  - {name: paused, kind: posts, path: posts, enabled: false}\n"
+    )
+    config = load_config(config_file)
+    store = open_store(config)
+    try:
+        _due_at(store, {"removed": None, "paused": None})
+        before = datetime.now(UTC)
+        report = run_pass(config, store, due_only=True)
+        assert [source.name for source in report.sources] == ["kept"]
+        states = {state.name: state for state in store.source_states()}
+    finally:
+        store.close()
+    assert states["kept"].last_fetch_at is not None
+    for name in ("removed", "paused"):
+        state = states[name]
+        assert state.last_fetch_at is None and state.claimed_by is None
+        # Not due again until an interval has passed: no tick claims it over and over.
+        assert state.next_fetch_at is not None
+        assert state.next_fetch_at >= before + timedelta(minutes=10)
+
+
+def test_a_health_change_on_one_node_renders_every_node_index(tmp_path: Path) -> None:
+    """Node A's source starts failing: node B, whose own pass fetched nothing, renders its
+    index again (the status page shows the failure on every node)."""
+    posts = tmp_path / "posts"
+    posts.mkdir()
+    (posts / "2026-12-01-hello.md").write_text("---\ntitle: Hello\n---\nHello there.\n")
+    configs = []
+    for node in ("a", "b"):
+        config_file = tmp_path / f"{node}.yaml"
+        config_file.write_text(
+            "store: {url: 'sqlite:///state.db'}\n"
+            f"output: {{dir: public-{node}}}\n"
+            "sources:\n"
+            "  - {name: notes, kind: posts, path: posts}\n"
+        )
+        configs.append(load_config(config_file))
+    mine, theirs = configs
+    store = open_store(mine)
+    try:
+        run_pass(mine, store)
+        run_pass(theirs, store, due_only=True)  # nothing due: renders what A stored
+        index = theirs.output.dir / "index.html"
+        first = index.read_bytes()
+        posts.rename(tmp_path / "gone")
+        run_pass(mine, store)  # A: the source fails
+        assert run_pass(theirs, store, due_only=True).sources == ()  # B fetched nothing
+        assert index.read_bytes() != first
+        assert b"failing" in index.read_bytes()
+    finally:
+        store.close()

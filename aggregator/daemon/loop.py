@@ -20,7 +20,6 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,15 +32,16 @@ from aggregator.daemon.metrics import DaemonMetrics, Nodes
 from aggregator.daemon.notify import Notifier, watchdog_period
 from aggregator.daemon.reload import apply_intervals, reloaded
 from aggregator.pipeline.publish import recover
-from aggregator.pipeline.run import PassReport, open_store, run_pass
+from aggregator.pipeline.run import PassReport, open_store, run_pass, shared_windows
 from aggregator.serve import HealthStatus, create_app, log_accept_errors, server_config
 from aggregator.sources.schedule import health
 from aggregator.store import Store
 
 log = logging.getLogger("aggregator")
 
-MAX_TICK_SECONDS = 5.0
+MAX_TICK_SECONDS = 1.0
 MIN_TICK_SECONDS = 0.5
+SUMMARY_SECONDS = 10.0
 STOP_GRACE_SECONDS = 8.0  # in-flight sources get this long; systemd waits 10 s for the exit
 STUCK_PASS_SECONDS = 30 * 60  # a pass running longer stops the watchdog: systemd restarts us
 EXIT_FORCED = 1
@@ -62,9 +62,26 @@ def shortest_interval(config: Config) -> float | None:
 
 
 def tick_seconds(config: Config) -> float:
-    """How often to look for due sources: a few seconds, or less when an interval is short."""
+    """How often to look for due sources: each second (a tick with nothing due is one indexed
+    query), or every half second when an interval is that short."""
     shortest = shortest_interval(config) or timedelta(minutes=15).total_seconds()
     return max(MIN_TICK_SECONDS, min(MAX_TICK_SECONDS, shortest / 4))
+
+
+def _summarise(config: Config, store: Store) -> tuple[list[str], Nodes]:
+    """The sources failing now, and the sources per node (fetched last, held now)."""
+    now = datetime.now(UTC)
+    # Only sources with an error streak can be failing: those are read, not all.
+    troubled = {state.name: state for state in store.troubled_states()}
+    failing = [
+        source.name
+        for source in config.sources
+        if source.name in troubled
+        and health(troubled[source.name], now, enabled=source.enabled)
+        in ("failing", "backing off", "dead")
+    ]
+    fetched_by, claims = store.node_counts(now)
+    return failing, Nodes(fetched_by=fetched_by, claims=claims)
 
 
 def run_daemon(config: Config) -> int:
@@ -88,6 +105,7 @@ class Daemon:
             executor_log.setLevel(logging.ERROR)
         self._store: Store | None = None
         self._reloads: set[asyncio.Task[None]] = set()
+        self._summary: tuple[float, list[str], Nodes] | None = None  # when, failing, nodes
 
     async def run(self) -> int:
         config = self.config
@@ -107,6 +125,7 @@ class Daemon:
             )
             log_accept_errors(loop, guard)
             self.metrics.watch_server(guard.stats)
+            self.metrics.watch_hosts(shared_windows().snapshot)
             server = _Server(server_settings)
             serving = asyncio.create_task(_serve(server))
             while not server.started and not serving.done():
@@ -201,22 +220,17 @@ class Daemon:
     def _one_pass(self, config: Config, store: Store) -> tuple[PassReport, list[str], Nodes]:
         report = run_pass(config, store, due_only=True, stop=self._stop)
         _give_back_memory()
-        now = datetime.now(UTC)
-        states = {state.name: state for state in store.source_states()}
-        failing = [
-            source.name
-            for source in config.sources
-            if health(states.get(source.name), now, enabled=source.enabled)
-            in ("failing", "backing off", "dead")
-        ]
-        nodes = Nodes(
-            fetched_by=Counter(state.fetched_by for state in states.values() if state.fetched_by),
-            claims=Counter(
-                state.claimed_by
-                for state in states.values()
-                if state.claimed_by and state.claimed_until and state.claimed_until > now
-            ),
-        )
+        # The failing list and the node counts scan every source: for /metrics and the
+        # status line, every few seconds is current enough, but at once when this pass made
+        # a source fail or fetched one that was failing.
+        if (
+            self._summary is None
+            or report.failed
+            or time.monotonic() - self._summary[0] >= SUMMARY_SECONDS
+            or any(source.name in self._summary[1] for source in report.sources)
+        ):
+            self._summary = (time.monotonic(), *_summarise(config, store))
+        _, failing, nodes = self._summary
         return report, failing, nodes
 
     def _count_sources(self, config: Config) -> None:

@@ -9,7 +9,7 @@ import multiprocessing
 import os
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,15 +18,22 @@ from pathlib import Path
 import httpx
 
 from aggregator.config import Config, SourceConfig
-from aggregator.fetch import Fetcher
+from aggregator.fetch import Fetcher, shared_windows
 from aggregator.models import SourceState
 from aggregator.nodes import node_name
 from aggregator.pipeline.ingest import Ingest, SourceReport
 from aggregator.pipeline.worker import start_worker
-from aggregator.sources.schedule import health, is_backing_off, is_due
+from aggregator.sources.schedule import health, is_backing_off
 from aggregator.store import Store
 
-__all__ = ["PassReport", "SourceReport", "open_store", "run_pass", "run_pass_async"]
+__all__ = [
+    "PassReport",
+    "SourceReport",
+    "open_store",
+    "run_pass",
+    "run_pass_async",
+    "shared_windows",
+]
 
 log = logging.getLogger("aggregator")
 
@@ -71,6 +78,7 @@ def run_pass(
     now: datetime | None = None,
     stop: threading.Event | None = None,
     progress: Callable[[int, int], None] | None = None,
+    only: Collection[str] | None = None,
 ) -> PassReport:
     """Ingest every enabled source that is not backing off, then re-render the feeds.
 
@@ -78,7 +86,8 @@ def run_pass(
     changed is rendered: the feeds of the tags the pass touched, the index when a source's
     health moved, everything when the config is newer than the output. `stop` (set by a
     signal) lets sources in flight finish and starts no more; `progress` hears (sources done,
-    sources chosen).
+    sources chosen). `only`: these sources alone (`aggregator fetch NAME`); what changed is
+    still rendered from the whole config.
     """
     return asyncio.run(
         run_pass_async(
@@ -89,6 +98,7 @@ def run_pass(
             now=now,
             stop=stop,
             progress=progress,
+            only=only,
         )
     )
 
@@ -103,43 +113,93 @@ async def run_pass_async(
     stop: threading.Event | None = None,
     progress: Callable[[int, int], None] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    only: Collection[str] | None = None,
 ) -> PassReport:
-    now = now or datetime.now(UTC)
-    states = {state.name: state for state in store.source_states()}
+    started = now or datetime.now(UTC)
     chosen: list[tuple[SourceConfig, SourceState]] = []
     reports: list[SourceReport] = []
-    for source in config.sources:
-        if not source.enabled:
-            continue
-        state = states.get(source.name) or SourceState(name=source.name)
-        if retry_failed:
-            chosen.append((source, state))
-        elif state.disabled_reason:
-            log.warning("%s: disabled: %s", source.name, state.disabled_reason)
-        elif is_backing_off(state, now):
-            if not due_only:
-                log.warning(
-                    "%s: backing off after %d failures; next try %s (--retry-failed tries now)",
-                    source.name,
-                    state.error_streak,
-                    state.next_fetch_at.isoformat(timespec="seconds")
-                    if state.next_fetch_at
-                    else "-",
-                )
-                reports.append(SourceReport(source.name, backing_off_until=state.next_fetch_at))
-        elif not due_only or is_due(state, now):
-            chosen.append((source, state))
-    lease = lease_for(config, [source for source, _ in chosen])
-    chosen, held = _claim(store, chosen, now, lease, due_only=due_only)
-    reports += held
+    while True:
+        if due_only and not retry_failed and only is None:
+            # The daemon: a bounded batch, and another as long as batches come back full.
+            batch, held, lease, more = _claim_due(config, store, now or datetime.now(UTC))
+        else:
+            batch, held, lease = _claim_named(
+                config, store, started, retry_failed=retry_failed, only=only
+            )
+            more = False
+        reports += held
+        chosen += batch
+        if batch:
+            reports += await _ingest_all(
+                config,
+                store,
+                batch,
+                lease=lease,
+                now=now or datetime.now(UTC),
+                stop=stop,
+                progress=progress,
+                transport=transport,
+            )
+        if not more or (stop is not None and stop.is_set()):
+            break
+    now = started
+    if stop is not None and stop.is_set():  # leases of sources it never got to, given back
+        store.release(node_name(), [state for _, state in chosen])
+    # The workers' part is over. Between the daemon's passes an idle worker would hold 60 MB
+    # for nothing (most passes are small enough to run in-process: INLINE_JOBS); in any pass,
+    # it would still hold them while the feeds are rendered, the main process's peak.
+    _stop_workers()
+    report = PassReport(sources=tuple(reports))
+    if chosen:
+        before = {state.name: state for _, state in chosen}
+        after = store.source_states(list(before))
+        if _health_moved(config, before, after, now):
+            store.health_changed()  # every node's index, this one's too
+    # What the store changed since this output folder last rendered: this pass's saves, and
+    # any whose render a kill (or another node) left undone.
+    newest, changed = store.changes_to_render(render_key(config))
+    stale = changed is None or _output_stale(config)
+    if stale or changed:
+        # The renderer (feedgen, lxml) is imported only for a pass with something to render.
+        from aggregator.pipeline.publish import publish  # noqa: PLC0415
+
+        # Every feed when the output may not match the config; else the tags changed.
+        touched = None if stale else (report.touched_tags | (changed or frozenset())) - {""}
+        written = publish(config, store, touched)
+        store.rendered(render_key(config), newest)
+        if stale:
+            _mark_up_to_date(config)
+    else:
+        written = ()  # nothing a reader or the status page would see has changed
+    return PassReport(sources=report.sources, written=written)
+
+
+async def _ingest_all(
+    config: Config,
+    store: Store,
+    chosen: list[tuple[SourceConfig, SourceState]],
+    *,
+    lease: timedelta,
+    now: datetime,
+    stop: threading.Event | None,
+    progress: Callable[[int, int], None] | None,
+    transport: httpx.AsyncBaseTransport | None,
+) -> list[SourceReport]:
+    """Each claimed source through Ingest: local folders first, then the web concurrently."""
+    reports: list[SourceReport] = []
+    if progress is not None:
+        progress(0, len(chosen))  # the whole count from the start, not from the first finished
     # Claimed and not finished yet: their leases are renewed while the pass works on them.
     pending = {state.name: state.claim_token for _, state in chosen}
     web = sum(source.fetched for source, _ in chosen)
     with ThreadPoolExecutor(1, thread_name_prefix="store") as writer:
+        # Each host's window, learnt in earlier passes of this process, carries on.
         async with Fetcher(
             per_host=config.defaults.per_host,
+            per_host_max=config.defaults.per_host_max,
             total=config.defaults.concurrency,
             transport=transport,
+            windows=shared_windows(),
         ) as fetcher:
             ingest = Ingest(
                 config,
@@ -178,37 +238,18 @@ async def run_pass_async(
             finally:
                 renewing.cancel()
                 ingest.close()
-    if stop is not None and stop.is_set():  # leases of sources it never got to, given back
-        store.release(node_name(), [state for _, state in chosen])
-    # The workers' part is over. Between the daemon's passes an idle worker would hold 60 MB
-    # for nothing (most passes are small enough to run in-process: INLINE_JOBS); in any pass,
-    # it would still hold them while the feeds are rendered, the main process's peak.
-    _stop_workers()
-    report = PassReport(sources=tuple(reports))
-    # What the store changed since this output folder last rendered: this pass's saves, and
-    # any whose render a kill (or another node) left undone.
-    newest, changed = store.changes_to_render(render_key(config))
-    stale = changed is None or _output_stale(config)
-    if stale or changed or _health_moved(config, states, store.source_states(), now):
-        # The renderer (feedgen, lxml) is imported only for a pass with something to render.
-        from aggregator.pipeline.publish import publish  # noqa: PLC0415
-
-        # Every feed when the output may not match the config; else the tags changed.
-        touched = None if stale else (report.touched_tags | (changed or frozenset())) - {""}
-        written = publish(config, store, touched)
-        store.rendered(render_key(config), newest)
-        if stale:
-            _mark_up_to_date(config)
-    else:
-        written = ()  # nothing a reader or the status page would see has changed
-    return PassReport(sources=report.sources, written=written)
+    return reports
 
 
-def lease_for(config: Config, sources: Sequence[SourceConfig]) -> timedelta:
+DEFAULT_LEASE = timedelta(seconds=40)
+
+
+def lease_for(config: Config, sources: Iterable[SourceConfig]) -> timedelta:
     """How long a claim holds: twice the longest time-out of the claimed sources. The pass
     renews the leases of the sources it has not finished (_keep_leases), so a node that stops
     (killed, frozen) lets its sources go within one lease, however long its pass."""
-    return 2 * max((config.timeout(source) for source in sources), default=timedelta(seconds=20))
+    longest = max((config.timeout(source) for source in sources), default=None)
+    return DEFAULT_LEASE if longest is None else 2 * longest
 
 
 async def _keep_leases(ingest: Ingest, pending: dict[str, int], lease: timedelta) -> None:
@@ -219,33 +260,83 @@ async def _keep_leases(ingest: Ingest, pending: dict[str, int], lease: timedelta
             await ingest.renew_leases(node_name(), dict(pending), lease)
 
 
-def _claim(
-    store: Store,
-    chosen: list[tuple[SourceConfig, SourceState]],
-    now: datetime,
-    lease: timedelta,
-    *,
-    due_only: bool,
-) -> tuple[list[tuple[SourceConfig, SourceState]], list[SourceReport]]:
-    """The chosen sources this node got a lease on, with their states as of the claim; and a
-    report for each one another node holds. A source neither claimed nor held was fetched by
-    another node since the states were read: it is no longer due."""
-    if not chosen:
-        return [], []
+def _claim_due(
+    config: Config, store: Store, now: datetime
+) -> tuple[list[tuple[SourceConfig, SourceState]], list[SourceReport], timedelta, bool]:
+    """The daemon's tick: a lease on a batch of due sources, found by the store without reading
+    every source's state (a tick costs the same for 50 sources as for 50,000); the batch is
+    bounded so that several nodes share a backlog (and whether it came back full: there may be
+    more due now). A source the store has that this config
+    does not enable (removed, disabled, or new in another node's config) is handed back, not
+    due again for one interval."""
+    enabled = {source.name: source for source in config.sources if source.enabled}
+    if not enabled:
+        return [], [], DEFAULT_LEASE, False
+    store.add_sources(list(enabled))
+    lease = lease_for(config, enabled.values())
     node = node_name()
-    names = [source.name for source, _ in chosen]
-    claimed = {
-        state.name: state for state in store.claim(node, names, now, lease, due_only=due_only)
-    }
-    held: list[SourceReport] = []
-    if len(claimed) < len(chosen):
-        holders = {state.name: state.claimed_by for state in store.source_states()}
+    batch = claim_batch(config)
+    claimed = store.claim_due(node, now, lease, batch)
+    strangers = [state for state in claimed if state.name not in enabled]
+    if strangers:
+        store.release(node, strangers, now + config.defaults.interval)
+    by_name = {state.name: state for state in claimed}
+    chosen = [(source, by_name[name]) for name, source in enabled.items() if name in by_name]
+    return chosen, [], lease, len(claimed) == batch
+
+
+def _claim_named(
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    retry_failed: bool,
+    only: Collection[str] | None = None,
+) -> tuple[list[tuple[SourceConfig, SourceState]], list[SourceReport], timedelta]:
+    """`run --once`: every enabled source not backing off (with `retry_failed`, those too),
+    due or not; a report for each one backing off or held by another node."""
+    states = {state.name: state for state in store.source_states()}
+    wanted: list[tuple[SourceConfig, SourceState]] = []
+    reports: list[SourceReport] = []
+    for source in config.sources:
+        if not source.enabled or (only is not None and source.name not in only):
+            continue
+        state = states.get(source.name) or SourceState(name=source.name)
+        if retry_failed:
+            wanted.append((source, state))
+        elif state.disabled_reason:
+            log.warning("%s: disabled: %s", source.name, state.disabled_reason)
+        elif is_backing_off(state, now):
+            log.warning(
+                "%s: backing off after %d failures; next try %s (--retry-failed tries now)",
+                source.name,
+                state.error_streak,
+                state.next_fetch_at.isoformat(timespec="seconds") if state.next_fetch_at else "-",
+            )
+            reports.append(SourceReport(source.name, backing_off_until=state.next_fetch_at))
+        else:
+            wanted.append((source, state))
+    lease = lease_for(config, [source for source, _ in wanted])
+    if not wanted:
+        return [], reports, lease
+    node = node_name()
+    names = [source.name for source, _ in wanted]
+    claimed = {state.name: state for state in store.claim(node, names, now, lease, due_only=False)}
+    if len(claimed) < len(wanted):
+        holders = {state.name: state.claimed_by for state in store.source_states(names)}
         for name in names:
             holder = holders.get(name)
             if name not in claimed and holder and holder != node:
                 log.info("%s: %s is fetching it; left to it", name, holder)
-                held.append(SourceReport(name, held_by=holder))
-    return [(source, claimed[source.name]) for source, _ in chosen if source.name in claimed], held
+                reports.append(SourceReport(name, held_by=holder))
+    chosen = [(source, claimed[source.name]) for source, _ in wanted if source.name in claimed]
+    return chosen, reports, lease
+
+
+def claim_batch(config: Config) -> int:
+    """How many due sources one tick claims: a few rounds of the node's concurrency, so one
+    node does not take a whole backlog while others wait."""
+    return 4 * config.defaults.concurrency
 
 
 def render_key(config: Config) -> str:

@@ -52,6 +52,7 @@ class Store:
         self._url = parse_url(url)
         self._name = describe(self._url)
         self._engine = make_engine(self._url)
+        self._added: set[str] = set()  # source names known to have a state row
 
     def __repr__(self) -> str:
         return f"Store({self._name!r})"
@@ -125,17 +126,46 @@ class Store:
         with self._writing(f"claiming sources for {node}") as conn:
             return sources.claim(conn, node, names, now, now + lease, due_only=due_only)
 
-    def release(self, node: str, states: Sequence[SourceState]) -> None:
-        """Give back the leases of claimed sources that `node` did not get to."""
+    def claim_due(
+        self, node: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[SourceState]:
+        """Lease to `node` for `lease` at most `limit` due sources no other node holds, most
+        overdue first, whatever their names: a tick's work found without reading every
+        source. One short transaction, committed before any fetch."""
+        with self._writing(f"claiming due sources for {node}") as conn:
+            return sources.claim_due(conn, node, now, now + lease, limit)
+
+    def add_sources(self, names: Sequence[str]) -> None:
+        """Make sure each of `names` has a state row (claim_due finds only sources with one);
+        names this Store added before are not sent again."""
+        new = [name for name in names if name not in self._added]
+        if new:
+            with self._writing("adding sources") as conn:
+                sources.add_sources(conn, new)
+            self._added.update(new)
+
+    def release(
+        self,
+        node: str,
+        states: Sequence[SourceState],
+        next_fetch_at: datetime | None = None,
+    ) -> None:
+        """Give back the leases of claimed sources that `node` did not get to; with
+        `next_fetch_at`, those sources are not due again before then."""
         if states:
             with self._writing(f"releasing leases of {node}") as conn:
-                sources.release(conn, node, states)
+                sources.release(conn, node, states, next_fetch_at)
 
     def changes_to_render(self, output: str) -> tuple[int, frozenset[str] | None]:
         """The newest feed change, and the tag slugs changed since the output folder `output`
         rendered last ("" for the feed of every story); None when it never did."""
         with self._reading() as conn:
             return feeds.changes_to_render(conn, output)
+
+    def health_changed(self) -> None:
+        """A source's health or error changed: every node's index is due again."""
+        with self._writing("recording a health change") as conn:
+            feeds.health_changed(conn)
 
     def rendered(self, output: str, upto: int) -> None:
         """`output` now shows every feed change up to `upto`."""
@@ -151,9 +181,20 @@ class Store:
         with self._reading() as conn:
             return articles.known_keys(conn, source, keys)
 
-    def source_states(self) -> list[SourceState]:
+    def source_states(self, names: Sequence[str] | None = None) -> list[SourceState]:
+        """Every source's state (by name), or those of `names` that have one."""
         with self._reading() as conn:
-            return sources.source_states(conn)
+            return sources.source_states(conn, names)
+
+    def troubled_states(self) -> list[SourceState]:
+        """The states with an error streak or a store-side disabled reason."""
+        with self._reading() as conn:
+            return sources.troubled_states(conn)
+
+    def node_counts(self, now: datetime) -> tuple[dict[str, int], dict[str, int]]:
+        """Sources per node: by who fetched each last, and by who holds a live lease now."""
+        with self._reading() as conn:
+            return sources.node_counts(conn, now)
 
     def source_item_counts(self) -> dict[str, int]:
         with self._reading() as conn:
@@ -168,8 +209,8 @@ class Store:
             return feeds.tag_summaries(conn)
 
     def daily_counts(self, today: date, days: int = 30) -> DailyCounts:
-        """Items per day per source and per tag, for the `days` days up to the newest day that
-        has an item (at the latest `today`, so that future-dated items stretch nothing)."""
+        """Items per day per source and per tag, for the `days` days up to `today`; a source or
+        tag with no item in them, for the `days` up to its newest item (see DailyCounts)."""
         with self._reading() as conn:
             return feeds.daily_counts(conn, today, days)
 

@@ -4,6 +4,7 @@ day), and the feed-change log that tells each output folder which tags to render
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import distinct, func, literal_column, select, union_all
@@ -14,7 +15,7 @@ from aggregator.models import Article, DailyCounts, TagSummary
 from aggregator.store.articles import tags_of
 from aggregator.store.plain import Plain, chunks
 from aggregator.store.rows import article_from_row
-from aggregator.store.tables import ARTICLE, ARTICLE_TAG, TAG
+from aggregator.store.tables import ARTICLE, ARTICLE_TAG, SOURCE_STATE, TAG
 
 # Tags with at least this many articles are looked up story by story in clusters(): see
 # _has_tagged_member.
@@ -98,26 +99,21 @@ def tag_summaries(connection: Connection) -> list[TagSummary]:
 
 
 def daily_counts(connection: Connection, today: date, days: int) -> DailyCounts:
-    """Articles per source and stories per tag for each of `days` days up to the newest day with
-    an item: one grouped query for both (after one lookup of that day)."""
+    """Articles per source and stories per tag for each of `days` days up to `today`: one
+    grouped query for both. A source or tag with nothing in those days but items before gets
+    the `days` up to its own newest item instead; finding them reads only their own articles
+    (a quiet source's or tag's history), never the rest of the store."""
     tomorrow = datetime.combine(today + timedelta(days=1), time(), UTC)
+    published = ARTICLE.c.published
     newest = connection.execute(
-        select(func.max(ARTICLE.c.published)).where(ARTICLE.c.published < tomorrow)
+        select(func.max(published)).where(published < tomorrow)
     ).scalar_one_or_none()
     if newest is None:
         return DailyCounts(None, days, {}, {})
-    last = newest.astimezone(UTC).date()
-    first = last - timedelta(days=days - 1)
+    first = today - timedelta(days=days - 1)
     start = datetime.combine(first, time(), UTC)
-    end = datetime.combine(last + timedelta(days=1), time(), UTC)
-    published = ARTICLE.c.published
-    if connection.dialect.name == "postgresql":
-        # Literals, not bound parameters: PostgreSQL matches GROUP BY expressions textually.
-        utc = func.timezone(literal_column("'UTC'"), published)
-        day = func.to_char(utc, literal_column("'YYYY-MM-DD'"))
-    else:  # SQLite keeps naive UTC text
-        day = func.strftime(literal_column("'%Y-%m-%d'"), published)
-    window = (published >= start) & (published < end)
+    day = _day_of(connection)
+    window = (published >= start) & (published < tomorrow)
     per_source = (
         select(
             literal_column("'s'").label("kind"),
@@ -139,12 +135,77 @@ def daily_counts(connection: Connection, today: date, days: int) -> DailyCounts:
     for kind, key, on, count in connection.execute(union_all(per_source, per_tag)):
         index = (date.fromisoformat(on) - first).days
         series[kind].setdefault(key, [0] * days)[index] += count
-    return DailyCounts(
-        last,
-        days,
-        {key: tuple(counts) for key, counts in sorted(series["s"].items())},
-        {key: tuple(counts) for key, counts in sorted(series["t"].items())},
+    sources = {key: tuple(counts) for key, counts in series["s"].items()}
+    tags = {key: tuple(counts) for key, counts in series["t"].items()}
+    quiet_sources = [
+        name for (name,) in connection.execute(select(SOURCE_STATE.c.name)) if name not in sources
+    ]
+    quiet_tags = [slug for (slug,) in connection.execute(select(TAG.c.slug)) if slug not in tags]
+    source_ends = _own_windows(
+        connection, "s", sorted(quiet_sources), days=days, before=tomorrow, into=sources
     )
+    tag_ends = _own_windows(
+        connection, "t", sorted(quiet_tags), days=days, before=tomorrow, into=tags
+    )
+    return DailyCounts(
+        today,
+        days,
+        dict(sorted(sources.items())),
+        dict(sorted(tags.items())),
+        source_ends,
+        tag_ends,
+    )
+
+
+def _day_of(connection: Connection) -> ColumnElement[str]:
+    """An article's day of publication (UTC) as YYYY-MM-DD."""
+    published = ARTICLE.c.published
+    if connection.dialect.name == "postgresql":
+        # Literals, not bound parameters: PostgreSQL matches GROUP BY expressions textually.
+        utc = func.timezone(literal_column("'UTC'"), published)
+        return func.to_char(utc, literal_column("'YYYY-MM-DD'"))
+    return func.strftime(literal_column("'%Y-%m-%d'"), published)  # SQLite keeps naive UTC text
+
+
+def _own_windows(
+    connection: Connection,
+    kind: str,
+    keys: Sequence[str],
+    *,
+    days: int,
+    before: datetime,
+    into: dict[str, tuple[int, ...]],
+) -> dict[str, date]:
+    """For each of `keys` (sources for kind "s", tag slugs for "t") with items before
+    `before`: its counts over the `days` up to its newest item, put in `into`; returns where
+    each such window ends."""
+    day = _day_of(connection)
+    per_day: dict[str, dict[date, int]] = defaultdict(dict)
+    for chunk in chunks(keys):
+        if kind == "s":
+            query = (
+                select(ARTICLE.c.source, day, func.count())
+                .where(ARTICLE.c.source.in_(chunk), ARTICLE.c.published < before)
+                .group_by(ARTICLE.c.source, day)
+            )
+        else:
+            query = (
+                select(TAG.c.slug, day, func.count(distinct(ARTICLE.c.cluster_id)))
+                .join(ARTICLE_TAG, ARTICLE_TAG.c.tag_id == TAG.c.id)
+                .join(ARTICLE, ARTICLE.c.id == ARTICLE_TAG.c.article_id)
+                .where(TAG.c.slug.in_(chunk), ARTICLE.c.published < before)
+                .group_by(TAG.c.slug, day)
+            )
+        for key, on, count in connection.execute(query):
+            per_day[key][date.fromisoformat(on)] = count
+    ends: dict[str, date] = {}
+    for key, counts in sorted(per_day.items()):
+        last = max(counts)
+        ends[key] = last
+        into[key] = tuple(
+            counts.get(last - timedelta(days=back), 0) for back in range(days - 1, -1, -1)
+        )
+    return ends
 
 
 def changes_to_render(connection: Connection, output: str) -> tuple[int, frozenset[str] | None]:
@@ -157,6 +218,12 @@ def changes_to_render(connection: Connection, output: str) -> tuple[int, frozens
         return int(newest), None
     slugs = plain.rows("SELECT DISTINCT slug FROM feed_change WHERE seq > ?", (mark[0][0],))
     return int(newest), frozenset(slug for (slug,) in slugs)
+
+
+def health_changed(connection: Connection) -> None:
+    """A source's line on the status page changed: every output renders its index again (the
+    change of "", which also renders the feed of every story, as any change does)."""
+    Plain(connection).run("INSERT INTO feed_change (slug) VALUES (?)", ("",))
 
 
 _MARK = (

@@ -24,9 +24,40 @@ def source_state(connection: Connection, name: str) -> SourceState | None:
     return None if row is None else state_from_row(row)
 
 
-def source_states(connection: Connection) -> list[SourceState]:
-    rows = connection.execute(select(SOURCE_STATE)).mappings()
+def source_states(connection: Connection, names: Sequence[str] | None = None) -> list[SourceState]:
+    """Every source's state, or those of `names`."""
+    if names is None:
+        rows = list(connection.execute(select(SOURCE_STATE)).mappings())
+    else:
+        rows = []
+        for chunk in chunks(names):
+            query = select(SOURCE_STATE).where(SOURCE_STATE.c.name.in_(chunk))
+            rows += connection.execute(query).mappings()
     return sorted((state_from_row(row) for row in rows), key=lambda state: state.name)
+
+
+def troubled_states(connection: Connection) -> list[SourceState]:
+    """The states of sources with an error streak or disabled by the store: the only ones a
+    health summary can find failing."""
+    query = select(SOURCE_STATE).where(
+        (SOURCE_STATE.c.error_streak > 0) | SOURCE_STATE.c.disabled_reason.is_not(None)
+    )
+    return [state_from_row(row) for row in connection.execute(query).mappings()]
+
+
+def node_counts(connection: Connection, now: datetime) -> tuple[dict[str, int], dict[str, int]]:
+    """Sources per node: by the node that fetched each last, and by the node holding a live
+    lease on it now."""
+    fetched = select(SOURCE_STATE.c.fetched_by, func.count()).group_by(SOURCE_STATE.c.fetched_by)
+    held = (
+        select(SOURCE_STATE.c.claimed_by, func.count())
+        .where(SOURCE_STATE.c.claimed_until > now)
+        .group_by(SOURCE_STATE.c.claimed_by)
+    )
+    return (
+        {node: count for node, count in connection.execute(fetched) if node},
+        {node: count for node, count in connection.execute(held) if node},
+    )
 
 
 def source_item_counts(connection: Connection) -> dict[str, int]:
@@ -58,6 +89,13 @@ _COLUMNS = ", ".join(STATE_FIELDS)
 # The lease's condition: free, run out, or the asking node's own.
 _FREE = "(claimed_until IS NULL OR claimed_until <= ? OR claimed_by = ?)"
 _DUE = "(next_fetch_at IS NULL OR next_fetch_at <= ?)"
+# Due, not held (not even by the asking node: those are its pass's own), not disabled, most
+# overdue first: what a tick takes, without naming sources.
+_UNHELD = "(claimed_until IS NULL OR claimed_until <= ?)"
+_CLAIMABLE_DUE = (
+    f"SELECT name FROM source_state WHERE {_DUE} AND {_UNHELD} AND disabled_reason IS NULL"  # noqa: S608
+    " ORDER BY next_fetch_at NULLS FIRST, name LIMIT ?"
+)
 _CLAIM = (
     "UPDATE source_state SET claimed_by = ?, claimed_until = ?, claim_token = claim_token + 1"  # noqa: S608
     " WHERE name IN ({chosen}) RETURNING " + _COLUMNS
@@ -76,6 +114,10 @@ _RENEW = (
 )
 _RELEASE = (
     "UPDATE source_state SET claimed_by = NULL, claimed_until = NULL"
+    " WHERE name = ? AND claimed_by = ? AND claim_token = ?"
+)
+_POSTPONE = (
+    "UPDATE source_state SET claimed_by = NULL, claimed_until = NULL, next_fetch_at = ?"
     " WHERE name = ? AND claimed_by = ? AND claim_token = ?"
 )
 
@@ -111,9 +153,8 @@ def claim(
     seen get a row first. On PostgreSQL the rows are taken FOR UPDATE SKIP LOCKED, so nodes
     claiming at once take disjoint sets without waiting on each other; SQLite's writer lock
     serialises claims on its own."""
+    add_sources(connection, names)
     plain = Plain(connection)
-    unseen = [SourceState(name=name) for name in names]
-    plain.many(_ADD_UNSEEN, [[getattr(state, name) for name in _SAVED] for state in unseen])
     _free_dead_local_holders(plain, node, now)
     condition = " AND " + _DUE if due_only else ""
     claimed: list[SourceState] = []
@@ -133,9 +174,49 @@ def claim(
     return sorted(claimed, key=lambda state: order[state.name])
 
 
-def release(connection: Connection, node: str, states: Sequence[SourceState]) -> None:
-    """Give back leases `node` took and did not use (a pass stopped before it got to them)."""
-    Plain(connection).many(_RELEASE, [(state.name, node, state.claim_token) for state in states])
+def add_sources(connection: Connection, names: Sequence[str]) -> None:
+    """A row for each of `names` that has none: a source never fetched is due at once."""
+    unseen = [SourceState(name=name) for name in names]
+    Plain(connection).many(
+        _ADD_UNSEEN, [[getattr(state, name) for name in _SAVED] for state in unseen]
+    )
+
+
+def claim_due(
+    connection: Connection, node: str, now: datetime, until: datetime, limit: int
+) -> list[SourceState]:
+    """Lease to `node`, until `until`, at most `limit` due sources no other node holds, most
+    overdue first; their states, each with a new fencing token. On PostgreSQL FOR UPDATE SKIP
+    LOCKED lets nodes claiming at once take disjoint batches without waiting on each other."""
+    plain = Plain(connection)
+    _free_dead_local_holders(plain, node, now)
+    chosen = _CLAIMABLE_DUE + ("" if plain.sqlite else " FOR UPDATE SKIP LOCKED")
+    moment = plain.time(now)
+    rows = plain.rows(
+        _CLAIM.format(chosen=chosen), [node, plain.time(until), moment, moment, limit]
+    )
+    claimed = [_state(plain, row) for row in rows]
+    # RETURNING keeps no order: the claim's own, never fetched first.
+    return sorted(
+        claimed,
+        key=lambda state: (state.next_fetch_at is not None, state.next_fetch_at or now, state.name),
+    )
+
+
+def release(
+    connection: Connection,
+    node: str,
+    states: Sequence[SourceState],
+    next_fetch_at: datetime | None = None,
+) -> None:
+    """Give back leases `node` took and did not use (a pass stopped before it got to them);
+    with `next_fetch_at`, not due again before then."""
+    plain = Plain(connection)
+    if next_fetch_at is None:
+        plain.many(_RELEASE, [(state.name, node, state.claim_token) for state in states])
+    else:
+        moment = plain.time(next_fetch_at)
+        plain.many(_POSTPONE, [(moment, state.name, node, state.claim_token) for state in states])
 
 
 def renew(connection: Connection, node: str, tokens: Mapping[str, int], until: datetime) -> None:
