@@ -15,7 +15,13 @@ from urllib.parse import quote
 
 from aggregator.models import DailyCounts, SiteSettings, SourceHealth
 from aggregator.redact import mask_text
-from aggregator.render.layout import SOURCES_PAGE, chart_cell, head, utc_time_html
+from aggregator.render.layout import (
+    SOURCES_PAGE,
+    chart_cell,
+    chart_window,
+    head,
+    utc_time_html,
+)
 
 # Health labels (sources.schedule.health) that mean a source is not delivering.
 FAILING = frozenset({"failing", "backing off", "dead"})
@@ -160,13 +166,8 @@ def sources_html(
             " is written again when stories arrive or a source's health changes"
             " (<code>aggregator status</code> shows the state now)."
         )
-    window = ""
-    if daily is not None and daily.last is not None:
-        window = (
-            f" Charts: items per day, the {daily.days} days to {daily.last.isoformat()}; a source"
-            f" with none in them shows the {daily.days} days up to its newest item, and says"
-            " until when."
-        )
+    window = chart_window(daily, ("items", "item"), "source")
+    window = " " + window if window else ""
     page = (
         head(f"Sources · {site.title}")
         + "<body>\n<header>\n"

@@ -170,6 +170,20 @@ def page_count(stories: int) -> int:
     return max(1, -(-stories // PAGE_SIZE))
 
 
+def chart_window(daily: DailyCounts | None, counted: tuple[str, str], row: str) -> str:
+    """The sentence saying what a page's charts cover ("" without charts): what they count per
+    day (`counted`: plural, singular), the days up to the pass's day; a `row` (source, tag)
+    quiet in them shows its own newest days."""
+    if daily is None or daily.last is None:
+        return ""
+    many, one = counted
+    return (
+        f"Charts: {many} per day, the {daily.days} days to {daily.last.isoformat()} (UTC);"
+        f" a {row} with none in them shows the {daily.days} days up to its newest {one},"
+        " and says until when."
+    )
+
+
 def chart_cell(
     daily: DailyCounts | None,
     counts: Mapping[str, tuple[int, ...]],

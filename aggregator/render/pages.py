@@ -35,6 +35,7 @@ from aggregator.render.layout import (
     STYLESHEET,
     alternates,
     chart_cell,
+    chart_window,
     head,
     href,
     page_count,
@@ -85,13 +86,8 @@ def index_html(
             f" last update {time_html(feed_updated(items) if items else None)}."
         )
     known = {tag.slug for tag in tags}
-    window = ""
-    if daily is not None and daily.last is not None:
-        window = (
-            f'<p class="window muted">Charts: stories per day, the {daily.days} days to '
-            f"{daily.last.isoformat()} (UTC); a tag with none in them shows the {daily.days}"
-            " days up to its newest story, and says until when.</p>\n"
-        )
+    window = chart_window(daily, ("stories", "story"), "tag")
+    window = f'<p class="window muted">{window}</p>\n' if window else ""
     page = (
         head(site.title, alternates(all_paths, site.title))
         + "<body>\n<header>\n"
