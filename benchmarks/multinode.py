@@ -97,8 +97,9 @@ PATTERNS = {
     "lease lost / not saved": re.compile(r"LeaseLost|not saved|lease", re.I),
     "store error": re.compile(r"store: |StoreError", re.I),
     "traceback": re.compile(r"Traceback"),
-    "ERROR lines": re.compile(r"^ERROR "),
-    "WARNING lines": re.compile(r"^WARNING "),
+    # The level follows the time, which journald's format leaves out.
+    "ERROR lines": re.compile(r"^(\S+ )?ERROR "),
+    "WARNING lines": re.compile(r"^(\S+ )?WARNING "),
 }
 
 

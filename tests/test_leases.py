@@ -5,7 +5,10 @@ its copies, and a failed save leaves no transaction open. On the real PostgreSQL
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -387,3 +390,47 @@ def test_a_health_change_on_one_node_renders_every_node_index(tmp_path: Path) ->
         assert b"failing" in index.read_bytes()
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_a_node_stopped_past_its_leases_does_not_fetch_what_others_took(
+    store_url: str, tmp_path: Path
+) -> None:
+    """`run --once` frozen (SIGSTOP) for longer than its leases while another node claims the
+    sources it had not fetched yet: once resumed, it fetches none of them."""
+    if not store_url.startswith("postgresql"):
+        pytest.skip("a frozen SQLite writer would hold the file")
+    slow = FarmConfig(feeds=4, items=1, latency=0.5, churn=0.0, bad_citizens=False)
+    with Farm(slow) as farm:
+        config_file = farm_config(tmp_path, farm.feed_urls())
+        text = config_file.read_text().replace('"sqlite:///state/agg.db"', f'"{store_url}"')
+        # Leases of 2 s (twice the time-out), one fetch at a time.
+        config_file.write_text(
+            text.replace("sources:", "defaults: {timeout: 1s, concurrency: 1}\nsources:")
+        )
+        child = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", "--config", str(config_file), "run", "--once"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while not farm.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(3)  # past the 2 s leases; no renewal can run meanwhile
+            other = Store(store_url)
+            try:
+                taken = other.claim_due("other:1", datetime.now(UTC), LEASE, limit=10)
+            finally:
+                other.close()
+            asked = len(farm.requests)
+        finally:
+            child.send_signal(signal.SIGCONT)
+        _, stderr = child.communicate(timeout=120)
+    first = farm.requests[0].path
+    theirs = {state.name for state in taken}
+    assert len(theirs) >= 3, (theirs, stderr)  # the ones it had not reached yet
+    after = [request.path for request in farm.requests[asked:]]
+    assert [path for path in after if path != first] == [], stderr
+    assert "its lease ran out before its turn" in stderr

@@ -111,6 +111,8 @@ class Ingest:
     )
     _turns: asyncio.Semaphore = field(init=False)
     _started: float = field(default_factory=time.monotonic)
+    # Source name: until when its lease holds, as last renewed (before that: as claimed).
+    _leased_until: dict[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._saves = GroupWriter(self.store, self.writer)
@@ -187,6 +189,13 @@ class Ingest:
         async with self._turns:
             if self._stopping():
                 return Submitted(SourceReport(source.name))  # still due: the next pass
+            if self._lease_ran_out(state):
+                log.warning(
+                    "%s: not fetched: its lease ran out before its turn (was this node"
+                    " stopped?); the node that claims it next fetches it",
+                    source.name,
+                )
+                return Submitted(SourceReport(source.name))
             fetch = await self._fetch(source, state, poll_url(source.url or "", state))
         if fetch.error:
             return await self._submit_failure(source, state, fetch.error, fetch)
@@ -358,9 +367,23 @@ class Ingest:
         shared transaction; a lease another node took meanwhile is left alone."""
         until = self._clock() + lease
         try:
-            await self._saves.submit(lambda transaction: transaction.renew(node, tokens, until))
+            committed = await self._saves.submit(
+                lambda transaction: transaction.renew(node, tokens, until)
+            )
+            renewed = await committed
         except Exception:  # the next renewal tries again; the leases still hold until then
             log.debug("renewing leases failed", exc_info=True)
+            return
+        for name in renewed:
+            self._leased_until[name] = until
+
+    def _lease_ran_out(self, state: SourceState) -> bool:
+        """Whether this node's lease on the source may have run out (the process was stopped
+        longer than a lease): another node may be fetching it, so this one must not."""
+        if state.claimed_by is None:
+            return False
+        until = self._leased_until.get(state.name, state.claimed_until)
+        return until is not None and self._clock() >= until
 
     async def _cpu(self, job: process.Job, *args: object) -> Processed:
         """`job(*args)` in a worker process, or on a thread here (see `workers`)."""

@@ -81,9 +81,10 @@ class StoreTransaction:
     def save_state(self, state: SourceState) -> None:
         sources.save_state(self._connection, state)
 
-    def renew(self, node: str, tokens: Mapping[str, int], until: datetime) -> None:
-        """Extend `node`'s leases (source name: fencing token) to `until`."""
-        sources.renew(self._connection, node, tokens, until)
+    def renew(self, node: str, tokens: Mapping[str, int], until: datetime) -> set[str]:
+        """Extend `node`'s leases (source name: fencing token) to `until`: the names of those
+        it still held."""
+        return sources.renew(self._connection, node, tokens, until)
 
     def finish(self) -> None:
         """Write what the saves held back; Store.transaction calls it just before the commit."""

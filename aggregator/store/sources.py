@@ -219,11 +219,16 @@ def release(
         plain.many(_POSTPONE, [(moment, state.name, node, state.claim_token) for state in states])
 
 
-def renew(connection: Connection, node: str, tokens: Mapping[str, int], until: datetime) -> None:
-    """Extend the leases `node` still holds, each under the token of its claim."""
+def renew(
+    connection: Connection, node: str, tokens: Mapping[str, int], until: datetime
+) -> set[str]:
+    """Extend the leases `node` still holds, each under the token of its claim; the names of
+    those it still held."""
     plain = Plain(connection)
     moment = plain.time(until)
-    plain.many(_RENEW, [(moment, name, node, token) for name, token in tokens.items()])
+    return {
+        name for name, token in tokens.items() if plain.run(_RENEW, (moment, name, node, token))
+    }
 
 
 def _free_dead_local_holders(plain: Plain, node: str, now: datetime) -> None:
