@@ -189,3 +189,21 @@ def test_held_band_rows_roll_back_with_their_savepoint() -> None:
     pending.add([(4, 12)])
     pending.rollback_to(mark)
     assert pending.matches([4]) == []
+
+
+def test_a_job_submitted_as_the_pass_ends_commits_before_the_store_thread_goes(
+    store: Store,
+) -> None:
+    """A lease renewal that comes in while a pass finishes: its caller gives up waiting (it is
+    cancelled), yet the job commits, and the store thread is not shut down under it."""
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(1) as thread:
+            writer = GroupWriter(store, thread)
+            waiting = asyncio.ensure_future(writer.run(_save("late")))
+            await asyncio.sleep(0)  # submitted, not committed
+            waiting.cancel()
+            await writer.settle()
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+    assert [state.name for state in store.source_states()] == ["late"]

@@ -127,9 +127,13 @@ class Ingest:
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
-    def close(self) -> None:
-        """Remove what the pass left behind (the folder of bodies waiting in files)."""
-        self._waiting.close()
+    async def close(self) -> None:
+        """Let the last saves commit, then remove what the pass left behind (the folder of
+        bodies waiting in files)."""
+        try:
+            await self._saves.settle()
+        finally:
+            self._waiting.close()
 
     @staticmethod
     def inline_jobs_for(chosen: Iterable[tuple[SourceConfig, SourceState]]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -237,7 +238,9 @@ async def _ingest_all(
                 )
             finally:
                 renewing.cancel()
-                ingest.close()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewing
+                await ingest.close()
     return reports
 
 

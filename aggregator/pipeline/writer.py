@@ -72,6 +72,7 @@ class GroupWriter:
         self._expected = 0
         self._wake = asyncio.Event()
         self._draining = False
+        self._drainer: asyncio.Task[None] | None = None
 
     async def run(self, job: Callable[[StoreTransaction], T]) -> T:
         """Run `job` in the shared transaction and return its result once committed; its
@@ -87,8 +88,14 @@ class GroupWriter:
         self._wake.set()
         if not self._draining:
             self._draining = True
-            self._loop.create_task(self._drain())
+            self._drainer = self._loop.create_task(self._drain())
         return await queued.applied
+
+    async def settle(self) -> None:
+        """Wait until every job submitted so far is committed or rolled back: the store thread
+        must outlive the last commit (a lease renewal may come in as the pass ends)."""
+        if self._drainer is not None:
+            await asyncio.gather(self._drainer, return_exceptions=True)
 
     @contextlib.contextmanager
     def expecting(self) -> Iterator[None]:
