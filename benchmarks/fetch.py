@@ -17,7 +17,10 @@ hang, dribble, malformed, huge, redirect loop, ...). Both tools get exactly the 
 
 Wall time is measured around the subprocess; CPU (user + sys) and the largest single process's
 RSS come from os.wait4 (the process and every descendant it waited for); the peak RSS and PSS
-of the whole process tree (our worker processes included) are sampled from /proc every 20 ms.
+of the whole process tree (our worker processes included) are sampled from /proc every 20 ms,
+and so is each descendant's CPU: the workers' share of the total (the last 20 ms of a worker
+can be missed), the rest being the main process's. CPU ms an item is the total over the items
+in the tool's store after the pass (all of them new in a first pass, none in a re-pass).
 RSS summed over processes counts a shared page (a library the main process and its workers
 load) once per process; PSS divides it among them, so it is the tree's real share of RAM.
 Items stored are counted in each tool's SQLite file after the pass.
@@ -91,6 +94,7 @@ class Run:
     label: str
     wall: float
     cpu: float
+    workers_cpu: float  # of `cpu`, what the descendants of the process used
     tree_rss_mb: float  # peak of the RSS summed over the process tree
     tree_pss_mb: float  # peak of the PSS summed over it: shared pages counted once
     max_rss_mb: float  # the largest single process (ru_maxrss)
@@ -117,11 +121,11 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-def _tree_memory(root: int) -> tuple[int, int]:
-    """RSS and PSS in bytes, each summed over the process tree. RSS counts a page shared by
+def _tree_memory(pids: list[int]) -> tuple[int, int]:
+    """RSS and PSS in bytes, each summed over the processes. RSS counts a page shared by
     two processes (a library both loaded) twice; PSS splits it between them."""
     rss = pss = 0
-    for pid in _descendants(root):
+    for pid in pids:
         try:
             with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
                 for line in rollup:
@@ -136,23 +140,37 @@ def _tree_memory(root: int) -> tuple[int, int]:
     return rss, pss
 
 
+def _cpu_ticks(pid: int) -> int:
+    """user + sys CPU of one process so far, in clock ticks (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
 def _measure(
     command: list[str], env: dict[str, str], cwd: Path
-) -> tuple[float, float, float, float, float, str]:
-    """wall s, CPU s, peak tree RSS MB, peak tree PSS MB, max process RSS MB, the tail of
-    stderr+stdout."""
+) -> tuple[float, float, float, float, float, float, str]:
+    """wall s, CPU s, of it the descendants' CPU s, peak tree RSS MB, peak tree PSS MB, max
+    process RSS MB, the tail of stderr+stdout."""
     log = cwd / "run.log"
     with log.open("w") as out:
         start = time.perf_counter()
         process = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
         peak = peak_pss = 0
+        descendants: dict[int, int] = {}  # pid -> the last CPU ticks seen
         done = threading.Event()
 
         def sample() -> None:
             nonlocal peak, peak_pss
             while not done.is_set():
-                rss, pss = _tree_memory(process.pid)
+                pids = _descendants(process.pid)
+                rss, pss = _tree_memory(pids)
                 peak, peak_pss = max(peak, rss), max(peak_pss, pss)
+                for pid in pids[1:]:
+                    descendants[pid] = max(descendants.get(pid, 0), _cpu_ticks(pid))
                 done.wait(0.02)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -167,7 +185,8 @@ def _measure(
     if process.returncode != 0:
         tail = f"exit {process.returncode}: {tail}"
     cpu = usage.ru_utime + usage.ru_stime
-    return wall, cpu, peak / 2**20, peak_pss / 2**20, usage.ru_maxrss / 1024, tail
+    workers = sum(descendants.values()) / os.sysconf("SC_CLK_TCK")
+    return wall, cpu, workers, peak / 2**20, peak_pss / 2**20, usage.ru_maxrss / 1024, tail
 
 
 def _count(db: Path, table: str) -> int:
@@ -204,7 +223,7 @@ def _ours(
     runs = []
     for label in ("first", "re-pass"):
         prefix = ["-m", "cProfile", "-o", str(profile)] if profile and label == profiled else []
-        wall, cpu, tree, pss, biggest, tail = _measure(
+        wall, cpu, workers, tree, pss, biggest, tail = _measure(
             [sys.executable, *prefix, *command], env, work
         )
         farm.send("stats")
@@ -216,6 +235,7 @@ def _ours(
                 label,
                 wall,
                 cpu,
+                workers,
                 tree,
                 pss,
                 biggest,
@@ -244,13 +264,12 @@ def _newsboat(work: Path, urls: list[tuple[str, str]], farm: Connection, threads
     }
     runs = []
     for label in ("first", "re-pass"):
-        wall, cpu, tree, pss, biggest, tail = _measure(command, env, work)
+        wall, cpu, workers, tree, pss, biggest, tail = _measure(command, env, work)
         farm.send("stats")
         statuses = farm.recv()
         items = _count(cache, "rss_item")
-        runs.append(
-            Run("newsboat", label, wall, cpu, tree, pss, biggest, items, f"{tail}; farm {statuses}")
-        )
+        note = f"{tail}; farm {statuses}"
+        runs.append(Run("newsboat", label, wall, cpu, workers, tree, pss, biggest, items, note))
     return runs
 
 
@@ -264,6 +283,8 @@ def _table(runs: list[Run]) -> str:
             "pass",
             "wall s",
             "CPU s",
+            "of it workers",
+            "CPU ms an item",
             "peak RSS MB (tree)",
             "peak PSS MB (tree)",
             "max proc RSS MB",
@@ -276,6 +297,8 @@ def _table(runs: list[Run]) -> str:
             run.label,
             f"{run.wall:.2f}",
             f"{run.cpu:.2f}",
+            f"{run.workers_cpu:.2f}",
+            f"{run.cpu * 1000 / run.items:.3f}" if run.items > 0 else "-",
             f"{run.tree_rss_mb:.0f}",
             f"{run.tree_pss_mb:.0f}",
             f"{run.max_rss_mb:.0f}",

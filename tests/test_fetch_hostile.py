@@ -2,8 +2,8 @@
 that point inside (SSRF).
 
 Every server here is a real HTTP/1.1 server on 127.0.0.1. Addresses that cannot exist on a test
-machine (a public one, 10.0.0.7, 169.254.169.254) come from an injected resolver and a network
-backend that connects a few listed addresses to 127.0.0.1 and refuses any other: the reach
+machine (a public one, 10.0.0.7, 169.254.169.254) come from an injected resolver and a test
+network that connects a few listed addresses to 127.0.0.1 and refuses any other: the reach
 checks of the fetcher run unchanged on the way, and nothing can leave the machine. No outside
 name is ever resolved: socket.getaddrinfo answers only numeric hosts, localhost and the names a
 test gives it.
@@ -12,6 +12,7 @@ test gives it.
 from __future__ import annotations
 
 import asyncio
+import errno
 import gzip
 import importlib
 import json
@@ -31,13 +32,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import httpcore
 import httpx
 import pytest
 
 from aggregator.fetch import Fetcher
 from aggregator.fetch.decode import STEP, Decoding
-from aggregator.fetch.pools import HostPools
+from aggregator.fetch.pools import HostPools, Sockets
 from aggregator.fetch.reach import AddressClass, Reach, classify, literal
 from aggregator.models import FetchRequest, FetchResult
 
@@ -156,7 +156,7 @@ class Resolver:
         return queue.pop(0) if len(queue) > 1 else queue[0]
 
 
-class Network(httpcore.AsyncNetworkBackend):
+class Network:
     """Sockets where `routed` addresses (and 127.0.0.1) lead to 127.0.0.1 and nothing else
     leads anywhere. Logs every host it is asked for: the fetcher must only ever ask for an
     address it has checked, never for a name."""
@@ -165,26 +165,16 @@ class Network(httpcore.AsyncNetworkBackend):
         self.routed = {*routed, "127.0.0.1"}
         self.blackholes = set(blackholes)  # addresses whose connects never complete
         self.connects: list[str] = []
-        self._real = httpcore.AnyIOBackend()
+        self._real = Sockets()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.connects.append(host)
-        assert literal(host) is not None, f"asked to connect to a name: {host}"
-        if host in self.blackholes:
+    async def connect_tcp(self, address: str, port: int) -> socket.socket:
+        self.connects.append(address)
+        assert literal(address) is not None, f"asked to connect to a name: {address}"
+        if address in self.blackholes:
             await asyncio.sleep(3600)
-        if host not in self.routed:
-            raise httpcore.ConnectError(f"test network: no route to {host}")
-        return await self._real.connect_tcp("127.0.0.1", port, timeout, local_address)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._real.sleep(seconds)
+        if address not in self.routed:
+            raise OSError(errno.EHOSTUNREACH, f"test network: no route to {address}")
+        return await self._real.connect_tcp("127.0.0.1", port)
 
 
 @pytest.fixture(autouse=True)
@@ -223,7 +213,7 @@ def fetch_all(urls: list[str], fetcher: Fetcher | None = None, **options: Any) -
 
 
 def internet(resolver: Resolver, network: Network) -> Fetcher:
-    return Fetcher(transport=HostPools(2, resolve=resolver, network=network))
+    return Fetcher(transport=HostPools(resolve=resolver, network=network))
 
 
 # ---- compression bombs ------------------------------------------------------------------------

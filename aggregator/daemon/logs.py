@@ -30,7 +30,7 @@ LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
 # Libraries that speak at INFO about what is routine for us; they show at --verbose.
-_NOISY = ("httpx", "httpcore", "apscheduler", "alembic")
+_NOISY = ("httpx", "aiohttp", "apscheduler", "alembic")
 
 
 class _Sources(logging.Filter):

@@ -138,7 +138,7 @@ class Fetcher:
         # Requests go straight to the transport: AsyncClient's layers (cookies, auth, redirects,
         # event hooks, URL merging) are work a feed poll does not want, and at a thousand 304s
         # a pass they were a fifth of its CPU. Connects lazily; __aexit__ closes it.
-        self._transport = transport or HostPools(self._windows.ceiling)
+        self._transport = transport or HostPools()
         self._timeouts: dict[float, dict[str, float | None]] = {}
 
     async def __aenter__(self) -> Fetcher:
@@ -232,8 +232,8 @@ class Fetcher:
         try:
             rsp = await self._send(get)
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
-            # A kept-alive connection closed under us before any answer, by the server or by
-            # httpcore's own pool (encode/httpcore#1110): a GET is safe to send once more.
+            # A kept-alive connection closed under us before any answer: a GET is safe to send
+            # once more.
             rsp = await self._send(get)
         else:
             if self._reused(rsp):
@@ -427,7 +427,7 @@ def _retry_after(value: str | None) -> datetime | None:
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """The exception, what it was raised from or during (httpcore hides the OSError in
+    """The exception, what it was raised from or during (a transport may hide the OSError in
     __context__), and the members of any exception group."""
     pending, seen = [exc], set()
     while pending:

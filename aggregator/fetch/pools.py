@@ -1,10 +1,20 @@
-"""Connection pools per host for the fetcher, each connecting only where its fetches may go.
+"""Connections for the fetcher: aiohttp's HTTP/1.1 client behind httpx's transport API, each
+connection made only where its fetch may go.
 
-Every connection is made to an address checked against the fetch's Reach (see reach.py): a
-host name is resolved here, each address of the answer checked, and the socket opened to that
-very address, so a second DNS answer (rebinding) never reaches the connect. Two extensions of
-the request carry what the check needs; a request without them may reach only as far as its
-own URL names.
+Why aiohttp under httpx: the fetcher speaks httpx (requests, responses, errors, and
+httpx.MockTransport in tests), but httpcore's pool walks every connection it holds each time it
+places a request, so its CPU per request grew with the per-host window; aiohttp's C parser and
+pool cost about the same at any window (benchmarks/README.md, "A lighter HTTP path").
+
+Every direct connection is made to an address checked against the fetch's Reach (see
+reach.py): a host name is resolved here, each address of the answer checked, and the socket
+opened to that very address, so a second DNS answer (rebinding) never reaches the connect. Two
+extensions of the request carry what the check needs; a request without them may reach only as
+far as its own URL names.
+
+Proxies come from the environment, as httpx's own client reads them (HTTP_PROXY, HTTPS_PROXY,
+ALL_PROXY, NO_PROXY, in either case). Through a proxy, the proxy resolves names and makes the
+connection, so only what a URL itself says is checked (the fetcher does that for every hop).
 """
 
 from __future__ import annotations
@@ -13,43 +23,127 @@ import asyncio
 import functools
 import socket
 import ssl
+import urllib.request
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from ipaddress import ip_address
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import unquote, urlsplit
 
-import httpcore
+import aiohttp
 import httpx
 
 from aggregator.errors import SourceError
 from aggregator.fetch.reach import IPAddress, Reach, literal, spell
+
+if TYPE_CHECKING:
+    from aiohttp.client_proto import ResponseHandler
+    from aiohttp.client_reqrep import ClientRequest
+    from aiohttp.connector import Connection
+    from aiohttp.tracing import Trace
 
 REACH = "aggregator.reach"  # request extension: the Reach of the fetch the request is a hop of
 SOURCE = "aggregator.source"  # request extension: the source's name, for the error
 # host, port -> the addresses of its DNS answer, as getaddrinfo spells them
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 
-_Origin = tuple[bytes, bytes, int | None, Reach]
 _ATTEMPT_DELAY = 0.25  # RFC 8305's connection attempt delay
-# The source a connection is being made for: httpcore hands the network backend only a host.
+# httpx's default; aiohttp's own (15 s) would keep a pass's sockets open three times as long.
+_KEEPALIVE = 5.0
+# h11 took a header block of up to 100 KB; aiohttp's default line limit (8 KB) would turn a
+# site's long Content-Security-Policy into an error.
+_MAX_LINE = 65_536
+# The source a connection is being made for: the connector is handed only the request.
 _source: ContextVar[str] = ContextVar("aggregator_fetch_source", default="")
+# Where the connector puts the connection a request was sent on (new or kept alive).
+_used: ContextVar[list[object] | None] = ContextVar("aggregator_fetch_used", default=None)
 
 
 async def system_resolve(host: str, port: int) -> list[str]:
-    """The system resolver, off the event loop, as anyio's own connect would ask it."""
+    """The system resolver, off the event loop."""
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
 
 
-class HostPools(httpx.AsyncBaseTransport):
-    """A connection pool per host and reach (HTTP/1.1 and HTTP/2), for CPU's sake and safety.
+class Network(Protocol):
+    """Makes TCP connections to numeric addresses (tests stand in their own)."""
 
-    httpcore's pool looks over every connection it holds, for every queued request, each time
-    it places one: with fifty kept-alive connections in one pool, a pass of a thousand 304s
-    spent more CPU there than on the requests. A pool per host holds at most `per_host`. Pools
-    of hosts not asked lately are closed (least recently used first, never one with a response
-    still open), so a pass over thousands of hosts does not keep thousands of sockets.
+    async def connect_tcp(self, address: str, port: int) -> socket.socket:
+        """A connected, non-blocking socket to `address`."""
+        ...
+
+
+class Sockets:
+    """The machine's own network."""
+
+    async def connect_tcp(self, address: str, port: int) -> socket.socket:
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await loop.sock_connect(sock, (address, port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
+@dataclass(frozen=True, slots=True)
+class _Proxy:
+    url: str  # without credentials
+    headers: tuple[tuple[str, str], ...]  # Proxy-Authorization, from the URL's credentials
+
+
+class _Proxies:
+    """The proxies of the environment, read once, and which URLs bypass them."""
+
+    def __init__(self) -> None:
+        self._env = urllib.request.getproxies_environment()
+        self._proxies: dict[str, _Proxy | None] = {}
+
+    def for_url(self, url: httpx.URL) -> _Proxy | None:
+        configured = self._env.get(url.scheme) or self._env.get("all")
+        if not configured:
+            return None
+        host = url.host if url.port is None else f"{url.host}:{url.port}"
+        if urllib.request.proxy_bypass(host):  # NO_PROXY
+            return None
+        if configured not in self._proxies:
+            self._proxies[configured] = _parse_proxy(configured)
+        proxy = self._proxies[configured]
+        if proxy is None:
+            raise httpx.ProxyError(f"{url.scheme} proxy of the environment is not an http(s) URL")
+        return proxy
+
+
+def _parse_proxy(value: str) -> _Proxy | None:
+    """An http(s) proxy URL without its credentials, which go in a header; None if it is not
+    one (a socks:// proxy, which aiohttp cannot speak)."""
+    parts = urlsplit(value if "://" in value else f"http://{value}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    headers: tuple[tuple[str, str], ...] = ()
+    if parts.username is not None:
+        login, password = unquote(parts.username), unquote(parts.password or "")
+        headers = (("Proxy-Authorization", aiohttp.encode_basic_auth(login, password)),)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return _Proxy(f"{parts.scheme}://{netloc}", headers)
+
+
+_Origin = tuple[str, str, int | None, Reach, _Proxy | None]
+
+
+class HostPools(httpx.AsyncBaseTransport):
+    """A connection pool per host and reach (HTTP/1.1), for CPU's sake and safety.
+
+    Pools of hosts not asked lately are closed (least recently used first, never one with a
+    response still open), so a pass over thousands of hosts does not keep thousands of sockets.
+    A pool has no cap of its own: the fetcher's windows say how many requests go to a host.
 
     The pool is per reach too: a connection opened for a LAN source must not be lent to a
     public source's fetch of the same host. `resolve` and `network` stand in for the system
@@ -58,17 +152,16 @@ class HostPools(httpx.AsyncBaseTransport):
 
     def __init__(
         self,
-        per_host: int,
         keep: int = 64,
         *,
         resolve: Resolver | None = None,
-        network: httpcore.AsyncNetworkBackend | None = None,
+        network: Network | None = None,
     ) -> None:
-        self._limits = httpx.Limits(max_connections=per_host, max_keepalive_connections=per_host)
         self._keep = keep
         self._resolve = resolve or system_resolve
-        self._network = network or httpcore.AnyIOBackend()
-        self._pools: OrderedDict[_Origin, _Pool] = OrderedDict()
+        self._network = network or Sockets()
+        self._proxies = _Proxies()
+        self._pools: OrderedDict[_Origin, aiohttp.ClientSession] = OrderedDict()
         self._open: Counter[_Origin] = Counter()  # responses not closed yet, per pool
         self._tls: ssl.SSLContext | None = None  # one for all pools: loading the CAs is slow
 
@@ -77,42 +170,78 @@ class HostPools(httpx.AsyncBaseTransport):
         reach = request.extensions.get(REACH)
         if not isinstance(reach, Reach):
             reach = Reach.of(url.host)
-        origin = (url.raw_scheme, url.raw_host, url.port, reach)
+        proxy = self._proxies.for_url(url)
+        origin = (url.scheme, url.host, url.port, reach, proxy)
         pool = self._pools.get(origin)
         if pool is None:
             await self._close_idle()
-            pool = self._pools[origin] = self._pool(origin)
+            pool = self._pools[origin] = self._pool(reach, proxy)
         self._pools.move_to_end(origin)
+        timeout = request.extensions.get("timeout", {})
+        headers = request.headers.multi_items()
+        proxy_headers = None
+        if proxy is not None and proxy.headers:
+            # A plain-http request goes to the proxy itself, which reads the header there; a
+            # tunnelled one goes on to the origin, so the header goes on the CONNECT only.
+            if url.scheme == "http":
+                headers += proxy.headers
+            else:
+                proxy_headers = proxy.headers
+        used: list[object] = []
+        source = _source.set(str(request.extensions.get(SOURCE) or url.host))
+        sent_on = _used.set(used)
         self._open[origin] += 1
-        token = _source.set(str(request.extensions.get(SOURCE) or url.host))
         try:
-            response = await pool.handle_async_request(request)
+            with _mapped():
+                response = await pool.request(
+                    request.method,
+                    str(url),
+                    headers=headers,
+                    data=request.content or None,
+                    allow_redirects=False,
+                    proxy=proxy.url if proxy else None,
+                    proxy_headers=proxy_headers,
+                    timeout=aiohttp.ClientTimeout(
+                        connect=timeout.get("pool"),
+                        sock_connect=timeout.get("connect"),
+                        sock_read=timeout.get("read"),
+                    ),
+                )
         except BaseException:
             self._open[origin] -= 1
             raise
         finally:
-            _source.reset(token)
-        closed = functools.partial(self._open.subtract, (origin,))
-        if isinstance(response.stream, httpx.AsyncByteStream):
-            response.stream = _Tracked(response.stream, closed)
-        else:  # not from an async pool: nothing left open to track
-            closed()
-        return response
+            _used.reset(sent_on)
+            _source.reset(source)
+        extensions: dict[str, object] = {"http_version": b"HTTP/1.1"}
+        if used:  # the connection itself: the fetcher tells a kept-alive one by it
+            extensions["network_stream"] = used[0]
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode("ascii", "replace")
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=_Body(response, functools.partial(self._open.subtract, (origin,))),
+            extensions=extensions,
+        )
 
-    def _pool(self, origin: _Origin) -> _Pool:
-        scheme, _, _, reach = origin
-        # A plain-http pool never speaks TLS; httpcore makes no context for it.
-        tls = self._tls_context() if scheme == b"https" else None
-        return _Pool(
-            httpcore.AsyncConnectionPool(
-                ssl_context=tls,
-                max_connections=self._limits.max_connections,
-                max_keepalive_connections=self._limits.max_keepalive_connections,
-                keepalive_expiry=self._limits.keepalive_expiry,
-                http1=True,
-                http2=True,
-                network_backend=_Checked(reach, self._resolve, self._network),
-            )
+    def _pool(self, reach: Reach, proxy: _Proxy | None) -> aiohttp.ClientSession:
+        tls = self._tls_context()
+        connector: aiohttp.BaseConnector
+        if proxy is None:
+            connector = _Checked(reach, self._resolve, self._network, tls)
+        else:
+            connector = _Proxied(ssl=tls, limit=0, keepalive_timeout=_KEEPALIVE)
+        return aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # The fetcher decodes bodies itself, in bounded steps (decode.py), and follows
+            # redirects itself, checking each hop.
+            auto_decompress=False,
+            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent"),
+            max_line_size=_MAX_LINE,
+            max_field_size=_MAX_LINE,
+            timeout=aiohttp.ClientTimeout(total=None),
         )
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -126,42 +255,121 @@ class HostPools(httpx.AsyncBaseTransport):
                 return
             if self._open[origin] <= 0:
                 del self._open[origin]
-                await self._pools.pop(origin).aclose()
+                await self._pools.pop(origin).close()
 
     async def aclose(self) -> None:
         pools, self._pools = list(self._pools.values()), OrderedDict()
         for pool in pools:
-            await pool.aclose()
+            await pool.close()
 
 
-class _Pool(httpx.AsyncHTTPTransport):
-    """httpx's transport (request and error mapping) over a pool we build ourselves: httpx
-    offers no way to give its pool a network backend."""
+class _Body(httpx.AsyncByteStream):
+    """A response body as it arrives, still encoded; closing it tells its pool."""
 
-    def __init__(self, pool: httpcore.AsyncConnectionPool) -> None:
-        # Not super().__init__(): it would build a pool (and a TLS context) only to drop it.
-        self._pool = pool
+    def __init__(self, response: aiohttp.ClientResponse, closed: Callable[[], object]) -> None:
+        self._response = response
+        self._closed: Callable[[], object] | None = closed
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _mapped():
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+
+    async def aclose(self) -> None:
+        # A body read to its end gives its connection back for the next request; one left
+        # unread (cut at the size limit) closes it.
+        self._response.release()
+        if self._closed is not None:
+            self._closed()
+            self._closed = None
 
 
-class _Checked(httpcore.AsyncNetworkBackend):
+@contextmanager
+def _mapped() -> Iterator[None]:
+    """aiohttp's errors as httpx's, the original kept as the cause."""
+    try:
+        yield
+    except aiohttp.ClientConnectorError as exc:
+        raise httpx.ConnectError(str(exc.os_error)) from exc
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise httpx.ConnectTimeout(str(exc)) from exc
+    except aiohttp.ServerTimeoutError as exc:
+        raise httpx.ReadTimeout(str(exc)) from exc
+    except aiohttp.ClientHttpProxyError as exc:
+        raise httpx.ProxyError(f"the proxy answered {exc.status} {exc.message}") from exc
+    except aiohttp.ServerDisconnectedError as exc:
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.") from exc
+    except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
+        raise httpx.RemoteProtocolError(str(exc)) from exc
+    except aiohttp.InvalidURL as exc:
+        raise httpx.InvalidURL(str(exc)) from exc
+    except aiohttp.ClientOSError as exc:
+        raise httpx.ReadError(str(exc)) from exc
+    except aiohttp.ClientError as exc:
+        raise httpx.TransportError(str(exc)) from exc
+
+
+class _Noted(aiohttp.BaseConnector):
+    """Notes which connection each request goes out on, for the response to name it."""
+
+    async def connect(
+        self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> Connection:
+        connection = await super().connect(req, traces, timeout)
+        used = _used.get()
+        if used is not None and connection.protocol is not None:
+            used.append(connection.protocol)
+        return connection
+
+
+class _Proxied(_Noted, aiohttp.TCPConnector):
+    """aiohttp's own connector, for requests that go through a proxy."""
+
+
+class _Checked(_Noted):
     """Connects only to addresses its reach allows, and to exactly the address it checked."""
 
     def __init__(
-        self, reach: Reach, resolve: Resolver, network: httpcore.AsyncNetworkBackend
+        self,
+        reach: Reach,
+        resolve: Resolver,
+        network: Network,
+        tls: ssl.SSLContext,
     ) -> None:
+        super().__init__(limit=0, keepalive_timeout=_KEEPALIVE)
         self._reach = reach
         self._resolve = resolve
         self._network = network
+        self._tls = tls
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addresses = await self._addresses(host, port, timeout)
+    # The one step a connector of its own supplies, as aiohttp's UnixConnector does: the pool,
+    # keep-alive and HTTP stay aiohttp's.
+    async def _create_connection(
+        self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> ResponseHandler:
+        host, port = req.url.raw_host or "", req.port or 0
+        tls = self._tls if req.is_ssl() else None
+        try:
+            async with asyncio.timeout(timeout.sock_connect):
+                sock = await self._connect(host, port)
+                try:
+                    _, protocol = await asyncio.get_running_loop().create_connection(
+                        self._factory,
+                        sock=sock,
+                        ssl=tls,
+                        server_hostname=host.rstrip(".") if tls else None,
+                    )
+                except BaseException:
+                    sock.close()
+                    raise
+        except TimeoutError:
+            raise  # aiohttp's to map (a connect timeout)
+        except OSError as exc:
+            raise aiohttp.ClientConnectorError(req.connection_key, exc) from exc
+        return protocol
+
+    async def _connect(self, host: str, port: int) -> socket.socket:
+        addresses = await self._addresses(host, port)
         allowed = [address for address in addresses if self._reach.refuses(address) is None]
         if not allowed:
             first = addresses[0]
@@ -170,33 +378,22 @@ class _Checked(httpcore.AsyncNetworkBackend):
                 shown = f"{host} resolves to {shown}"
             raise SourceError(_source.get(), f"refused: {shown} from {self._reach}")
         if len(allowed) == 1:
-            return await self._network.connect_tcp(
-                str(allowed[0]), port, timeout, local_address, socket_options
-            )
-        return await self._race(allowed, port, timeout, local_address, socket_options)
+            return await self._network.connect_tcp(str(allowed[0]), port)
+        return await self._race(allowed, port)
 
-    async def _race(
-        self,
-        addresses: list[IPAddress],
-        port: int,
-        timeout: float | None,
-        local_address: str | None,
-        socket_options: Iterable[Any] | None,
-    ) -> httpcore.AsyncNetworkStream:
-        """Happy Eyeballs (RFC 8305) over the checked addresses, as anyio does over a name's
-        when it resolves it itself: the next attempt starts when one fails or after a short
-        delay, and the first connection wins. Tried one by one, an address that drops packets
-        (often an IPv6 one) would hold the fetch for the whole connect timeout."""
+    async def _race(self, addresses: list[IPAddress], port: int) -> socket.socket:
+        """Happy Eyeballs (RFC 8305) over the checked addresses: the next attempt starts when
+        one fails or after a short delay, and the first connection wins. Tried one by one, an
+        address that drops packets (often an IPv6 one) would hold the fetch for the whole
+        connect timeout."""
         waiting = list(addresses)
-        running: set[asyncio.Task[httpcore.AsyncNetworkStream]] = set()
+        running: set[asyncio.Task[socket.socket]] = set()
         failures: list[BaseException] = []
-        won: list[httpcore.AsyncNetworkStream] = []
+        won: list[socket.socket] = []
         try:
             while (waiting or running) and not won:
                 if waiting:
-                    connect = self._network.connect_tcp(
-                        str(waiting.pop(0)), port, timeout, local_address, socket_options
-                    )
+                    connect = self._network.connect_tcp(str(waiting.pop(0)), port)
                     running.add(asyncio.create_task(connect))
                 done, running = await asyncio.wait(
                     running,
@@ -213,55 +410,23 @@ class _Checked(httpcore.AsyncNetworkBackend):
             for task in running:
                 task.cancel()
             for outcome in await asyncio.gather(*running, return_exceptions=True):
-                if isinstance(outcome, httpcore.AsyncNetworkStream):
+                if isinstance(outcome, socket.socket):
                     won.append(outcome)
             for extra in won[1:]:  # connected in the same instant as the winner
-                await extra.aclose()
+                extra.close()
         if won:
             return won[0]
         raise failures[0]
 
-    async def _addresses(self, host: str, port: int, timeout: float | None) -> list[IPAddress]:
+    async def _addresses(self, host: str, port: int) -> list[IPAddress]:
         numeric = literal(host)
         if numeric is not None:
             return [numeric]
         try:
-            async with asyncio.timeout(timeout):
-                answer = await self._resolve(host, port)
+            answer = await self._resolve(host, port)
             addresses = list(dict.fromkeys(ip_address(address) for address in answer))
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from exc
-        except (OSError, ValueError) as exc:
-            # Mapped as httpcore maps its own connect's errors; the cause still says which.
-            raise httpcore.ConnectError(str(exc)) from exc
+        except ValueError as exc:
+            raise OSError(f"bad DNS answer for {host}: {exc}") from exc
         if not addresses:
-            raise httpcore.ConnectError(f"no address for {host}")
+            raise OSError(f"no address for {host}")
         return addresses
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        return await self._network.connect_unix_socket(path, timeout, socket_options)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._network.sleep(seconds)
-
-
-class _Tracked(httpx.AsyncByteStream):
-    """A response body that tells its pool when it is closed."""
-
-    def __init__(self, stream: httpx.AsyncByteStream, closed: Callable[[], object]) -> None:
-        self._stream = stream
-        self._closed: Callable[[], object] | None = closed
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
-        finally:
-            if self._closed is not None:
-                self._closed()
-                self._closed = None
