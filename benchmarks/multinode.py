@@ -721,10 +721,10 @@ async def _sim_node(spec: SimNode) -> None:
         while time.time() < spec.end_at:
             tick = time.time()
             now = datetime.now(UTC)
-            # As the daemon's tick does (pipeline/run.py run_pass_async and _claim_due,
-            # daemon/loop.py _one_pass): bounded batches of due sources, another as long as
-            # they come back full; the claimed sources' states read back (did a health move?);
-            # the health and node summaries every SUMMARY_SECONDS; the changes to render.
+            # As the daemon's tick does (pipeline/run.py run_pass_async, pipeline/claims.py
+            # claim_due, daemon/loop.py _one_pass): bounded batches of due sources, another as
+            # long as they come back full; the claimed sources' states read back (did a health
+            # move?); the health and node summaries every SUMMARY_SECONDS; the changes to render.
             jobs: list[asyncio.Task[None]] = []
             while True:
                 began = time.perf_counter()

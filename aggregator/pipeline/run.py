@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import socket
 import threading
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,9 +22,10 @@ from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher, shared_windows
 from aggregator.models import SourceState
 from aggregator.nodes import node_name
+from aggregator.pipeline.claims import claim_due, claim_named, keep_leases
 from aggregator.pipeline.ingest import Ingest, SourceReport
 from aggregator.pipeline.worker import start_worker
-from aggregator.sources.schedule import health, is_backing_off
+from aggregator.sources.schedule import health
 from aggregator.store import Store
 
 __all__ = [
@@ -116,34 +117,33 @@ async def run_pass_async(
     transport: httpx.AsyncBaseTransport | None = None,
     only: Collection[str] | None = None,
 ) -> PassReport:
-    started = now or datetime.now(UTC)
+    def clock() -> datetime:
+        return now or datetime.now(UTC)
+
+    started = clock()
     chosen: list[tuple[SourceConfig, SourceState]] = []
     reports: list[SourceReport] = []
     while True:
         if due_only and not retry_failed and only is None:
             # The daemon: a bounded batch, and another as long as batches come back full.
-            batch, held, lease, more = _claim_due(config, store, now or datetime.now(UTC))
+            claimed = claim_due(config, store, clock())
         else:
-            batch, held, lease = _claim_named(
-                config, store, started, retry_failed=retry_failed, only=only
-            )
-            more = False
-        reports += held
-        chosen += batch
-        if batch:
+            claimed = claim_named(config, store, started, retry_failed=retry_failed, only=only)
+        reports += claimed.held
+        chosen += claimed.chosen
+        if claimed.chosen:
             reports += await _ingest_all(
                 config,
                 store,
-                batch,
-                lease=lease,
-                now=now or datetime.now(UTC),
+                claimed.chosen,
+                lease=claimed.lease,
+                now=clock(),
                 stop=stop,
                 progress=progress,
                 transport=transport,
             )
-        if not more or (stop is not None and stop.is_set()):
+        if not claimed.more or (stop is not None and stop.is_set()):
             break
-    now = started
     if stop is not None and stop.is_set():  # leases of sources it never got to, given back
         store.release(node_name(), [state for _, state in chosen])
     # The workers' part is over. Between the daemon's passes an idle worker would hold 60 MB
@@ -154,7 +154,7 @@ async def run_pass_async(
     if chosen:
         before = {state.name: state for _, state in chosen}
         after = store.source_states(list(before))
-        if _health_moved(config, before, after, now):
+        if _health_moved(config, before, after, started):
             store.health_changed()  # every node's index, this one's too
     # What the store changed since this output folder last rendered: this pass's saves, and
     # any whose render a kill (or another node) left undone.
@@ -214,7 +214,7 @@ async def _ingest_all(
                 stop=stop,
             )
             done = 0
-            renewing = asyncio.create_task(_keep_leases(ingest, pending, lease))
+            renewing = asyncio.create_task(keep_leases(ingest, pending, lease))
 
             async def one(source: SourceConfig, state: SourceState) -> SourceReport:
                 nonlocal done
@@ -242,104 +242,6 @@ async def _ingest_all(
                     await renewing
                 await ingest.close()
     return reports
-
-
-DEFAULT_LEASE = timedelta(seconds=40)
-
-
-def lease_for(config: Config, sources: Iterable[SourceConfig]) -> timedelta:
-    """How long a claim holds: twice the longest time-out of the claimed sources. The pass
-    renews the leases of the sources it has not finished (_keep_leases), so a node that stops
-    (killed, frozen) lets its sources go within one lease, however long its pass."""
-    longest = max((config.timeout(source) for source in sources), default=None)
-    return DEFAULT_LEASE if longest is None else 2 * longest
-
-
-async def _keep_leases(ingest: Ingest, pending: dict[str, int], lease: timedelta) -> None:
-    """Every third of a lease, renew the leases of the sources the pass has not finished."""
-    while True:
-        await asyncio.sleep(lease.total_seconds() / 3)
-        if pending:
-            await ingest.renew_leases(node_name(), dict(pending), lease)
-
-
-def _claim_due(
-    config: Config, store: Store, now: datetime
-) -> tuple[list[tuple[SourceConfig, SourceState]], list[SourceReport], timedelta, bool]:
-    """The daemon's tick: a lease on a batch of due sources, found by the store without reading
-    every source's state (a tick costs the same for 50 sources as for 50,000); the batch is
-    bounded so that several nodes share a backlog (and whether it came back full: there may be
-    more due now). A source the store has that this config
-    does not enable (removed, disabled, or new in another node's config) is handed back, not
-    due again for one interval."""
-    enabled = {source.name: source for source in config.sources if source.enabled}
-    if not enabled:
-        return [], [], DEFAULT_LEASE, False
-    store.add_sources(list(enabled))
-    lease = lease_for(config, enabled.values())
-    node = node_name()
-    batch = claim_batch(config)
-    claimed = store.claim_due(node, now, lease, batch)
-    strangers = [state for state in claimed if state.name not in enabled]
-    if strangers:
-        store.release(node, strangers, now + config.defaults.interval)
-    by_name = {state.name: state for state in claimed}
-    chosen = [(source, by_name[name]) for name, source in enabled.items() if name in by_name]
-    return chosen, [], lease, len(claimed) == batch
-
-
-def _claim_named(
-    config: Config,
-    store: Store,
-    now: datetime,
-    *,
-    retry_failed: bool,
-    only: Collection[str] | None = None,
-) -> tuple[list[tuple[SourceConfig, SourceState]], list[SourceReport], timedelta]:
-    """`run --once`: every enabled source not backing off (with `retry_failed`, those too),
-    due or not; a report for each one backing off or held by another node."""
-    states = {state.name: state for state in store.source_states()}
-    wanted: list[tuple[SourceConfig, SourceState]] = []
-    reports: list[SourceReport] = []
-    for source in config.sources:
-        if not source.enabled or (only is not None and source.name not in only):
-            continue
-        state = states.get(source.name) or SourceState(name=source.name)
-        if retry_failed:
-            wanted.append((source, state))
-        elif state.disabled_reason:
-            log.warning("%s: disabled: %s", source.name, state.disabled_reason)
-        elif is_backing_off(state, now):
-            log.warning(
-                "%s: backing off after %d failures; next try %s (--retry-failed tries now)",
-                source.name,
-                state.error_streak,
-                state.next_fetch_at.isoformat(timespec="seconds") if state.next_fetch_at else "-",
-            )
-            reports.append(SourceReport(source.name, backing_off_until=state.next_fetch_at))
-        else:
-            wanted.append((source, state))
-    lease = lease_for(config, [source for source, _ in wanted])
-    if not wanted:
-        return [], reports, lease
-    node = node_name()
-    names = [source.name for source, _ in wanted]
-    claimed = {state.name: state for state in store.claim(node, names, now, lease, due_only=False)}
-    if len(claimed) < len(wanted):
-        holders = {state.name: state.claimed_by for state in store.source_states(names)}
-        for name in names:
-            holder = holders.get(name)
-            if name not in claimed and holder and holder != node:
-                log.info("%s: %s is fetching it; left to it", name, holder)
-                reports.append(SourceReport(name, held_by=holder))
-    chosen = [(source, claimed[source.name]) for source, _ in wanted if source.name in claimed]
-    return chosen, reports, lease
-
-
-def claim_batch(config: Config) -> int:
-    """How many due sources one tick claims: a few rounds of the node's concurrency, so one
-    node does not take a whole backlog while others wait."""
-    return 4 * config.defaults.concurrency
 
 
 def render_key(config: Config) -> str:
