@@ -160,7 +160,7 @@ class SourceState:
     failing_since: datetime | None = None  # first failure of the current streak
     disabled_reason: str | None = None  # set when the source must not be fetched again (410)
     # The last feed body processed without error, hashed with how it was processed (see
-    # pipeline.ingest.body_digest): the same bytes again are unchanged, 304 or not.
+    # pipeline.recipe.body_digest): the same bytes again are unchanged, 304 or not.
     body_digest: str | None = None
     moved_from: str | None = None  # the configured URL whose redirect led to permanent_url
     skipped: int = 0  # entries the last successful read skipped, each named in the log

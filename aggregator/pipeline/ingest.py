@@ -10,7 +10,6 @@ articles and its new state are saved in one transaction.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 import time
@@ -20,13 +19,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from aggregator import __version__
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import LeaseLostError, SourceError, describe
 from aggregator.fetch import Fetcher
 from aggregator.models import Article, Document, FetchRequest, FetchResult, SourceState
 from aggregator.pipeline import process
-from aggregator.pipeline.recipe import Processed, Recipe
+from aggregator.pipeline.recipe import Processed, Recipe, body_digest
 from aggregator.pipeline.waiting import WaitingRoom
 from aggregator.pipeline.writer import GroupWriter
 from aggregator.sources.schedule import failed, poll_url, succeeded
@@ -238,7 +236,7 @@ class Ingest:
         digest: str | None = None,
     ) -> Submitted:
         """Cluster and save what the CPU work made of a source; its error fails the source.
-        `digest`: the body's (see body_digest), kept with the new state on success."""
+        `digest`: the body's (see recipe.body_digest), kept with the new state on success."""
         if processed.error:
             return await self._submit_failure(source, state, processed.error, fetch)
         interval = self.config.interval(source)
@@ -401,14 +399,3 @@ class Ingest:
 
     async def _db(self, function: Callable[..., T], *args: object) -> T:
         return await self._loop.run_in_executor(self.writer, function, *args)
-
-
-def body_digest(document: Document, recipe: Recipe) -> str:
-    """A feed body's hash, with everything that shapes what processing makes of it: the
-    source's recipe (tags, rules, clean settings, zone), the URL its links resolve against,
-    the Content-Type (a charset) and this version of aggregator (a parser or cleaner fix)."""
-    digest = hashlib.sha256(usedforsecurity=False)
-    context = (__version__, repr(recipe), document.base_url, document.content_type)
-    digest.update(repr(context).encode())
-    digest.update(document.data)
-    return digest.hexdigest()

@@ -5,11 +5,13 @@ Workers never load the config model (pydantic): the Recipe carries what they nee
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from aggregator.models import Article, Limits
+from aggregator import __version__
+from aggregator.models import Article, Document, Limits
 
 if TYPE_CHECKING:
     from aggregator.config import Config, SourceConfig
@@ -73,3 +75,14 @@ class Processed:
     notes: tuple[str, ...] = ()  # how the source was read, when that is worth a line in the log
     limited: int = 0  # entries cut to the limits (HTML depth, categories, title)
     error: str | None = None  # the whole source could not be read
+
+
+def body_digest(document: Document, recipe: Recipe) -> str:
+    """A feed body's hash, with everything that shapes what processing makes of it: the
+    source's recipe (tags, rules, clean settings, zone), the URL its links resolve against,
+    the Content-Type (a charset) and this version of aggregator (a parser or cleaner fix)."""
+    digest = hashlib.sha256(usedforsecurity=False)
+    context = (__version__, repr(recipe), document.base_url, document.content_type)
+    digest.update(repr(context).encode())
+    digest.update(document.data)
+    return digest.hexdigest()
