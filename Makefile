@@ -20,7 +20,12 @@ $(VENV)/.installed: pyproject.toml aggregator/dedupe/_kernel.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# Bytecode written ahead, as pip does for a package it installs (this one is installed editable):
+# a `run --once` or a CLI command then starts without compiling the package, also where Python
+# may not write its cache (PYTHONDONTWRITEBYTECODE, a read-only checkout). Up-to-date files are
+# skipped; an edited one is compiled again here, or in memory by Python until the next install.
 install: $(VENV)/.installed
+	$(BIN)/python -m compileall -q aggregator
 
 run: install
 	$(BIN)/aggregator --config $(CONFIG) run

@@ -16,11 +16,13 @@ hang, dribble, malformed, huge, redirect loop, ...). Both tools get exactly the 
    (reload-threads --threads, download-timeout 5).
 
 Wall time is measured around the subprocess; CPU (user + sys) and the largest single process's
-RSS come from os.wait4 (the process and every descendant it waited for); the peak RSS and PSS
-of the whole process tree (our worker processes included) are sampled from /proc every 20 ms,
-and so is each descendant's CPU: the workers' share of the total (the last 20 ms of a worker
-can be missed), the rest being the main process's. CPU ms an item is the total over the items
-in the tool's store after the pass (all of them new in a first pass, none in a re-pass).
+RSS come from os.wait4 (the process and every descendant it waited for); the peak RSS (every
+20 ms) and PSS (every 100 ms) of the whole process tree (our worker processes included) are
+sampled from /proc, and so is each descendant's CPU: the workers' share of the total (the last
+20 ms of a worker can be missed), the rest being the main process's. The sampler's own CPU is
+printed too: it runs on the same two cores as the tool it measures. CPU ms an item is the
+total over the items in the tool's store after the pass (all of them new in a first pass, none
+in a re-pass).
 RSS summed over processes counts a shared page (a library the main process and its workers
 load) once per process; PSS divides it among them, so it is the tree's real share of RAM.
 Items stored are counted in each tool's SQLite file after the pass.
@@ -29,6 +31,7 @@ Items stored are counted in each tool's SQLite file after the pass.
 from __future__ import annotations
 
 import argparse
+import compileall
 import multiprocessing
 import os
 import shutil
@@ -102,6 +105,7 @@ class Run:
     tree_pss_mb: float  # peak of the PSS summed over it: shared pages counted once
     max_rss_mb: float  # the largest single process (ru_maxrss)
     items: int
+    sampler_cpu: float  # what measuring this run cost the machine (not part of `cpu`)
     note: str = ""
 
     @property
@@ -111,41 +115,52 @@ class Run:
 
 
 def _descendants(root: int) -> list[int]:
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
-                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        parents.setdefault(ppid, []).append(int(entry))
+    """`root` and every process under it, from the kernel's list of each thread's children:
+    a few small reads, where scanning all of /proc cost the machine a tenth of a core at 50
+    samples a second (the tools measured share that machine)."""
     found, todo = [root], [root]
     while todo:
-        children = parents.get(todo.pop(), [])
-        found += children
-        todo += children
+        pid = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as children:
+                    kids = [int(kid) for kid in children.read().split()]
+            except (OSError, ValueError):
+                continue
+            found += kids
+            todo += kids
     return found
 
 
-def _tree_memory(pids: list[int]) -> tuple[int, int]:
-    """RSS and PSS in bytes, each summed over the processes. RSS counts a page shared by
-    two processes (a library both loaded) twice; PSS splits it between them."""
-    rss = pss = 0
+def _tree_rss(pids: list[int]) -> int:
+    """RSS in bytes summed over the processes (a page two processes share counts twice)."""
+    rss = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
+                rss += int(statm.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+    return rss
+
+
+def _tree_pss(pids: list[int]) -> int:
+    """PSS in bytes summed over the processes: a shared page split between its sharers."""
+    pss = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
                 for line in rollup:
-                    if line.startswith(("Rss:", "Pss:")):
-                        kilobytes = int(line.split()[1]) * 1024
-                        if line.startswith("Rss:"):
-                            rss += kilobytes
-                        else:
-                            pss += kilobytes
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
+                        break
         except (OSError, IndexError, ValueError):
             continue
-    return rss, pss
+    return pss
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -158,11 +173,15 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+SAMPLE_S = 0.02  # RSS and CPU of the tree
+PSS_EVERY = 5  # samples: PSS walks every mapping of every process, so it is read less often
+
+
 def _measure(
     command: list[str], env: dict[str, str], cwd: Path
-) -> tuple[float, float, float, float, float, float, str]:
+) -> tuple[float, float, float, float, float, float, float, str]:
     """wall s, CPU s, of it the descendants' CPU s, peak tree RSS MB, peak tree PSS MB, max
-    process RSS MB, the tail of stderr+stdout."""
+    process RSS MB, the sampler's own CPU s, the tail of stderr+stdout."""
     log = cwd / "run.log"
     with log.open("w") as out:
         start = time.perf_counter()
@@ -170,16 +189,21 @@ def _measure(
         peak = peak_pss = 0
         descendants: dict[int, int] = {}  # pid -> the last CPU ticks seen
         done = threading.Event()
+        sampler_cpu = 0.0
 
         def sample() -> None:
-            nonlocal peak, peak_pss
+            nonlocal peak, peak_pss, sampler_cpu
+            samples = 0
             while not done.is_set():
                 pids = _descendants(process.pid)
-                rss, pss = _tree_memory(pids)
-                peak, peak_pss = max(peak, rss), max(peak_pss, pss)
+                peak = max(peak, _tree_rss(pids))
+                if samples % PSS_EVERY == 0:
+                    peak_pss = max(peak_pss, _tree_pss(pids))
                 for pid in pids[1:]:
                     descendants[pid] = max(descendants.get(pid, 0), _cpu_ticks(pid))
-                done.wait(0.02)
+                samples += 1
+                done.wait(SAMPLE_S)
+            sampler_cpu = time.thread_time()
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -194,7 +218,16 @@ def _measure(
         tail = f"exit {process.returncode}: {tail}"
     cpu = usage.ru_utime + usage.ru_stime
     workers = sum(descendants.values()) / os.sysconf("SC_CLK_TCK")
-    return wall, cpu, workers, peak / 2**20, peak_pss / 2**20, usage.ru_maxrss / 1024, tail
+    return (
+        wall,
+        cpu,
+        workers,
+        peak / 2**20,
+        peak_pss / 2**20,
+        usage.ru_maxrss / 1024,
+        sampler_cpu,
+        tail,
+    )
 
 
 def _count(db: Path, table: str) -> int:
@@ -214,8 +247,11 @@ def _ours(
     farm: Connection,
     profile: Path | None,
     profiled: str = "first",
+    sampled: Path | None = None,
 ) -> list[Run]:
     work.mkdir()
+    # As installed (make install): with its bytecode, whatever PYTHONDONTWRITEBYTECODE says.
+    compileall.compile_dir(ROOT / "aggregator", quiet=1)
     lines = [
         'store: {url: "sqlite:///state/agg.db"}',
         'output: {dir: public, base_url: "http://127.0.0.1:9/"}',
@@ -231,8 +267,12 @@ def _ours(
     runs = []
     for label in ("first", "re-pass"):
         prefix = ["-m", "cProfile", "-o", str(profile)] if profile and label == profiled else []
-        wall, cpu, workers, tree, pss, biggest, tail = _measure(
-            [sys.executable, *prefix, *command], env, work
+        spy = []
+        if sampled and label == profiled:
+            spy = [shutil.which("py-spy") or "py-spy", "record", "--subprocesses", "--native"]
+            spy += ["--format", "raw", "--rate", "100", "--output", str(sampled), "--"]
+        wall, cpu, workers, tree, pss, biggest, sampler, tail = _measure(
+            [*spy, sys.executable, *prefix, *command], env, work
         )
         farm.send("stats")
         statuses = farm.recv()
@@ -248,6 +288,7 @@ def _ours(
                 pss,
                 biggest,
                 items,
+                sampler,
                 f"{tail}; farm {statuses}",
             )
         )
@@ -272,12 +313,14 @@ def _newsboat(work: Path, urls: list[tuple[str, str]], farm: Connection, threads
     }
     runs = []
     for label in ("first", "re-pass"):
-        wall, cpu, workers, tree, pss, biggest, tail = _measure(command, env, work)
+        wall, cpu, workers, tree, pss, biggest, sampler, tail = _measure(command, env, work)
         farm.send("stats")
         statuses = farm.recv()
         items = _count(cache, "rss_item")
         note = f"{tail}; farm {statuses}"
-        runs.append(Run("newsboat", label, wall, cpu, workers, tree, pss, biggest, items, note))
+        runs.append(
+            Run("newsboat", label, wall, cpu, workers, tree, pss, biggest, items, sampler, note)
+        )
     return runs
 
 
@@ -297,6 +340,7 @@ def _table(runs: list[Run]) -> str:
             "peak PSS MB (tree)",
             "max proc RSS MB",
             "items stored",
+            "sampler CPU s",
         )
     ]
     rows += [
@@ -311,6 +355,7 @@ def _table(runs: list[Run]) -> str:
             f"{run.tree_pss_mb:.0f}",
             f"{run.max_rss_mb:.0f}",
             str(run.items),
+            f"{run.sampler_cpu:.2f}",
         )
         for run in runs
     ]
@@ -335,6 +380,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=16, help="newsboat's reload-threads")
     parser.add_argument(
         "--profile", type=Path, help="run our first pass under cProfile, stats to this file"
+    )
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        help="sample our --profile-pass with py-spy, workers and C frames included (collapsed"
+        " stacks to this file; py-spy must be on PATH)",
     )
     parser.add_argument(
         "--profile-pass", choices=("first", "re-pass"), default="first", help="which --profile"
@@ -368,7 +419,7 @@ def main() -> int:
         )
         ours_end.send("stats")  # clear the log of the warm-up
         ours_end.recv()
-        runs = _ours(work / "ours", urls, ours_end, args.profile, args.profile_pass)
+        runs = _ours(work / "ours", urls, ours_end, args.profile, args.profile_pass, args.py_spy)
         if not args.ours_only:
             runs += _newsboat(work / "newsboat", urls, ours_end, args.threads)
     finally:

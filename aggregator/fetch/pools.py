@@ -226,12 +226,11 @@ class HostPools(httpx.AsyncBaseTransport):
         )
 
     def _pool(self, reach: Reach, proxy: _Proxy | None) -> aiohttp.ClientSession:
-        tls = self._tls_context()
         connector: aiohttp.BaseConnector
         if proxy is None:
-            connector = _Checked(reach, self._resolve, self._network, tls)
+            connector = _Checked(reach, self._resolve, self._network, self._tls_context)
         else:
-            connector = _Proxied(ssl=tls, limit=0, keepalive_timeout=_KEEPALIVE)
+            connector = _Proxied(ssl=self._tls_context(), limit=0, keepalive_timeout=_KEEPALIVE)
         return aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -245,6 +244,7 @@ class HostPools(httpx.AsyncBaseTransport):
         )
 
     def _tls_context(self) -> ssl.SSLContext:
+        """Made at the first TLS connection: a pass of plain-http feeds never loads the CAs."""
         if self._tls is None:
             self._tls = httpx.create_ssl_context()
         return self._tls
@@ -334,7 +334,7 @@ class _Checked(_Noted):
         reach: Reach,
         resolve: Resolver,
         network: Network,
-        tls: ssl.SSLContext,
+        tls: Callable[[], ssl.SSLContext],
     ) -> None:
         super().__init__(limit=0, keepalive_timeout=_KEEPALIVE)
         self._reach = reach
@@ -348,7 +348,7 @@ class _Checked(_Noted):
         self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
     ) -> ResponseHandler:
         host, port = req.url.raw_host or "", req.port or 0
-        tls = self._tls if req.is_ssl() else None
+        tls = self._tls() if req.is_ssl() else None
         try:
             async with asyncio.timeout(timeout.sock_connect):
                 sock = await self._connect(host, port)
