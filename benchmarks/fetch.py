@@ -95,29 +95,37 @@ def _farm_main(
 
 
 @dataclass(frozen=True)
-class Run:
-    tool: str
-    label: str
+class Measured:
+    """One subprocess, as _measure saw it."""
+
     wall: float
     cpu: float
     workers_cpu: float  # of `cpu`, what the descendants of the process used
     tree_rss_mb: float  # peak of the RSS summed over the process tree
     tree_pss_mb: float  # peak of the PSS summed over it: shared pages counted once
     max_rss_mb: float  # the largest single process (ru_maxrss)
+    sampler_cpu: float  # what measuring it cost the machine (not part of `cpu`)
+    tail: str  # the last lines of its output, its exit status when not 0
+
+
+@dataclass(frozen=True)
+class Run:
+    tool: str
+    label: str
+    measured: Measured
     items: int
-    sampler_cpu: float  # what measuring this run cost the machine (not part of `cpu`)
-    note: str = ""
+    farm: str  # the farm's answers, by status
 
     @property
     def cpu_ms_an_item(self) -> float:
         """CPU over the items in the store after the pass (inf without any)."""
-        return self.cpu * 1000 / self.items if self.items > 0 else float("inf")
+        return self.measured.cpu * 1000 / self.items if self.items > 0 else float("inf")
 
 
 def _descendants(root: int) -> list[int]:
-    """`root` and every process under it, from the kernel's list of each thread's children:
-    a few small reads, where scanning all of /proc cost the machine a tenth of a core at 50
-    samples a second (the tools measured share that machine)."""
+    """`root` and every process under it, from the kernel's list of each thread's children: a
+    few small reads. Scanning all of /proc for parents instead, 50 times a second (with
+    smaps_rollup for memory), took about a quarter of a core from the tool it measured."""
     found, todo = [root], [root]
     while todo:
         pid = todo.pop()
@@ -177,11 +185,7 @@ SAMPLE_S = 0.02  # RSS and CPU of the tree
 PSS_EVERY = 5  # samples: PSS walks every mapping of every process, so it is read less often
 
 
-def _measure(
-    command: list[str], env: dict[str, str], cwd: Path
-) -> tuple[float, float, float, float, float, float, float, str]:
-    """wall s, CPU s, of it the descendants' CPU s, peak tree RSS MB, peak tree PSS MB, max
-    process RSS MB, the sampler's own CPU s, the tail of stderr+stdout."""
+def _measure(command: list[str], env: dict[str, str], cwd: Path) -> Measured:
     log = cwd / "run.log"
     with log.open("w") as out:
         start = time.perf_counter()
@@ -218,15 +222,15 @@ def _measure(
         tail = f"exit {process.returncode}: {tail}"
     cpu = usage.ru_utime + usage.ru_stime
     workers = sum(descendants.values()) / os.sysconf("SC_CLK_TCK")
-    return (
-        wall,
-        cpu,
-        workers,
-        peak / 2**20,
-        peak_pss / 2**20,
-        usage.ru_maxrss / 1024,
-        sampler_cpu,
-        tail,
+    return Measured(
+        wall=wall,
+        cpu=cpu,
+        workers_cpu=workers,
+        tree_rss_mb=peak / 2**20,
+        tree_pss_mb=peak_pss / 2**20,
+        max_rss_mb=usage.ru_maxrss / 1024,
+        sampler_cpu=sampler_cpu,
+        tail=tail,
     )
 
 
@@ -239,6 +243,13 @@ def _count(db: Path, table: str) -> int:
 
 
 # --- the two tools ---
+
+
+def _run(tool: str, label: str, measured: Measured, farm: Connection, db: Path, table: str) -> Run:
+    """A measured pass with what the farm answered in it and the items the tool then held."""
+    farm.send("stats")
+    statuses = farm.recv()
+    return Run(tool, label, measured, _count(db, table), str(statuses))
 
 
 def _ours(
@@ -269,29 +280,10 @@ def _ours(
         prefix = ["-m", "cProfile", "-o", str(profile)] if profile and label == profiled else []
         spy = []
         if sampled and label == profiled:
-            spy = [shutil.which("py-spy") or "py-spy", "record", "--subprocesses", "--native"]
+            spy = ["py-spy", "record", "--subprocesses", "--native"]
             spy += ["--format", "raw", "--rate", "100", "--output", str(sampled), "--"]
-        wall, cpu, workers, tree, pss, biggest, sampler, tail = _measure(
-            [*spy, sys.executable, *prefix, *command], env, work
-        )
-        farm.send("stats")
-        statuses = farm.recv()
-        items = _count(work / "state" / "agg.db", "article")
-        runs.append(
-            Run(
-                "aggregator",
-                label,
-                wall,
-                cpu,
-                workers,
-                tree,
-                pss,
-                biggest,
-                items,
-                sampler,
-                f"{tail}; farm {statuses}",
-            )
-        )
+        measured = _measure([*spy, sys.executable, *prefix, *command], env, work)
+        runs.append(_run("aggregator", label, measured, farm, work / "state" / "agg.db", "article"))
     return runs
 
 
@@ -313,14 +305,7 @@ def _newsboat(work: Path, urls: list[tuple[str, str]], farm: Connection, threads
     }
     runs = []
     for label in ("first", "re-pass"):
-        wall, cpu, workers, tree, pss, biggest, sampler, tail = _measure(command, env, work)
-        farm.send("stats")
-        statuses = farm.recv()
-        items = _count(cache, "rss_item")
-        note = f"{tail}; farm {statuses}"
-        runs.append(
-            Run("newsboat", label, wall, cpu, workers, tree, pss, biggest, items, sampler, note)
-        )
+        runs.append(_run("newsboat", label, _measure(command, env, work), farm, cache, "rss_item"))
     return runs
 
 
@@ -347,15 +332,15 @@ def _table(runs: list[Run]) -> str:
         (
             run.tool,
             run.label,
-            f"{run.wall:.2f}",
-            f"{run.cpu:.2f}",
-            f"{run.workers_cpu:.2f}",
+            f"{run.measured.wall:.2f}",
+            f"{run.measured.cpu:.2f}",
+            f"{run.measured.workers_cpu:.2f}",
             f"{run.cpu_ms_an_item:.3f}" if run.items > 0 else "-",
-            f"{run.tree_rss_mb:.0f}",
-            f"{run.tree_pss_mb:.0f}",
-            f"{run.max_rss_mb:.0f}",
+            f"{run.measured.tree_rss_mb:.0f}",
+            f"{run.measured.tree_pss_mb:.0f}",
+            f"{run.measured.max_rss_mb:.0f}",
             str(run.items),
-            f"{run.sampler_cpu:.2f}",
+            f"{run.measured.sampler_cpu:.2f}",
         )
         for run in runs
     ]
@@ -398,6 +383,9 @@ def main() -> int:
     if shutil.which("newsboat") is None:
         print("newsboat is not installed (apt-get install newsboat)", file=sys.stderr)
         return 2
+    if args.py_spy and shutil.which("py-spy") is None:
+        print("--py-spy: py-spy is not on PATH (pip install py-spy)", file=sys.stderr)
+        return 2
 
     context = multiprocessing.get_context("spawn")
     ours_end, farm_end = context.Pipe()
@@ -436,24 +424,24 @@ def main() -> int:
     print(_table(runs))
     print()
     for run in runs:
-        print(f"{run.tool} {run.label}: {run.note}")
+        print(f"{run.tool} {run.label}: {run.measured.tail}; farm {run.farm}")
     if args.ours_only:
         return 0
     ours = {run.label: run for run in runs if run.tool == "aggregator"}
     theirs = {run.label: run for run in runs if run.tool == "newsboat"}
-    ratio = ours["first"].wall / theirs["first"].wall
+    ratio = ours["first"].measured.wall / theirs["first"].measured.wall
     repass_target = TARGET_REPASS_S.get(args.hosts, TARGET_REPASS_MANY_S)
     cpu_ms = ours["first"].cpu_ms_an_item
-    rss = max(run.tree_rss_mb for run in ours.values())
-    pss = max(run.tree_pss_mb for run in ours.values())
+    rss = max(run.measured.tree_rss_mb for run in ours.values())
+    pss = max(run.measured.tree_pss_mb for run in ours.values())
     checks = [
         (
             f"first pass wall ours/newsboat = {ratio:.2f} (target <= {TARGET_RATIO})",
             ratio <= TARGET_RATIO,
         ),
         (
-            f"re-pass wall {ours['re-pass'].wall:.2f} s (target < {repass_target:.1f} s)",
-            ours["re-pass"].wall < repass_target,
+            f"re-pass wall {ours['re-pass'].measured.wall:.2f} s (target < {repass_target:.1f} s)",
+            ours["re-pass"].measured.wall < repass_target,
         ),
         (
             f"first pass CPU {cpu_ms:.2f} ms an item (target <= {TARGET_CPU_MS_AN_ITEM})",
