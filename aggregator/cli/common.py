@@ -12,9 +12,11 @@ import click
 import click.shell_completion
 
 from aggregator.config import Config, SourceConfig, config_path, load_config
+from aggregator.config.edit import ConfigEditError, edit_config
 from aggregator.daemon.logs import name_sources
 from aggregator.errors import AggregatorError, ConfigError
-from aggregator.redact import mask_text
+from aggregator.redact import mask_text, mask_url
+from aggregator.urls import canonical_url
 
 if TYPE_CHECKING:
     from aggregator.store import Store
@@ -23,6 +25,8 @@ T = TypeVar("T")
 
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
+
+RELOAD_NOTE = "a running daemon picks the change up on SIGHUP (systemctl reload aggregator)"
 
 
 def config_or_exit(ctx: click.Context) -> Config:
@@ -119,3 +123,27 @@ def with_store(ctx: click.Context, config: Config, work: Callable[[Store], T]) -
             store.close()
     except AggregatorError as error:
         fail(ctx, str(error))
+
+
+def edit_or_exit(ctx: click.Context, change: Callable[[str], str]) -> Config:
+    """The config file rewritten by `change` (its YAML text in, the new text out), checked and
+    saved; what went wrong printed and exit 1 if the edit is refused."""
+    try:
+        return edit_config(ctx.obj, change)
+    except ConfigEditError as error:
+        fail(ctx, str(error), about=ctx.obj)
+
+
+def already_in(config: Config, name: str | None, url: str | None) -> str | None:
+    """Why a source of this name or URL (however the URL is spelt) cannot be added: None when
+    it can."""
+    for index, source in enumerate(config.sources):
+        if name is not None and source.name == name:
+            return f"a source named {name!r} exists already (sources[{index}])"
+        if url and source.url and _same_url(source.url, url):
+            return f"{mask_url(url)} is already in the config as {source.name!r} (sources[{index}])"
+    return None
+
+
+def _same_url(left: str, right: str) -> bool:
+    return left == right or canonical_url(left) == canonical_url(right)

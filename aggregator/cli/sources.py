@@ -1,7 +1,7 @@
-"""`aggregator sources ...` and `aggregator opml ...`: the config's source list, edited in place.
+"""`aggregator sources ...`: the config's source list, edited in place.
 
 Thin like the rest of the CLI: the YAML editing is aggregator.config.edit, the check fetch is
-aggregator.pipeline.discover, OPML is aggregator.opml.
+aggregator.pipeline.discover.
 """
 
 from __future__ import annotations
@@ -17,55 +17,28 @@ import click
 
 from aggregator.cli.common import (
     EXIT_FAILED,
+    RELOAD_NOTE,
+    already_in,
     complete_source,
     config_or_exit,
+    edit_or_exit,
     fail,
     source_or_exit,
 )
 from aggregator.config import Config, SourceConfig, format_duration
 from aggregator.config.edit import (
-    ConfigEditError,
     add_sources,
-    edit_config,
     remove_source,
     set_enabled,
 )
 from aggregator.config.hints import value_problems
 from aggregator.config.opml import (
-    OpmlError,
-    Subscription,
     display_title,
-    read_opml,
-    source_name,
-    write_opml,
 )
 from aggregator.redact import mask_text, mask_url
-from aggregator.urls import canonical_url, is_web_url
-
-RELOAD_NOTE = "a running daemon picks the change up on SIGHUP (systemctl reload aggregator)"
-
+from aggregator.urls import is_web_url
 
 _config = config_or_exit
-
-
-def _edit(ctx: click.Context, change: Any) -> Config:
-    try:
-        return edit_config(ctx.obj, change)
-    except ConfigEditError as error:
-        fail(ctx, str(error), about=ctx.obj)
-
-
-def _same_url(left: str, right: str) -> bool:
-    return left == right or canonical_url(left) == canonical_url(right)
-
-
-def _duplicate(config: Config, name: str | None, url: str | None) -> str | None:
-    for index, source in enumerate(config.sources):
-        if name is not None and source.name == name:
-            return f"a source named {name!r} exists already (sources[{index}])"
-        if url and source.url and _same_url(source.url, url):
-            return f"{mask_url(url)} is already in the config as {source.name!r} (sources[{index}])"
-    return None
 
 
 # What each key of a source is called on the `sources add` command line.
@@ -224,7 +197,7 @@ def sources_add(  # noqa: PLR0917 (one parameter per click option)
     config = _config(ctx)
     site_url: str | None = None
     location = "path" if kind == "posts" else "url"
-    problem = _duplicate(config, name, url if kind != "posts" else None)
+    problem = already_in(config, name, url if kind != "posts" else None)
     if problem:
         click.echo(f"error: {problem}; nothing changed", err=True)
         ctx.exit(EXIT_FAILED)
@@ -261,7 +234,7 @@ def sources_add(  # noqa: PLR0917 (one parameter per click option)
                 f"it announces the feed {mask_url(checked.url)}"
             )
             url = checked.url
-            problem = _duplicate(config, None, url)
+            problem = already_in(config, None, url)
             if problem:
                 click.echo(f"error: {problem}; nothing changed", err=True)
                 ctx.exit(EXIT_FAILED)
@@ -283,7 +256,7 @@ def sources_add(  # noqa: PLR0917 (one parameter per click option)
         entry["interval"] = interval
     if selector:
         entry["selector"] = selector
-    _edit(ctx, lambda text: add_sources(text, [entry]))
+    edit_or_exit(ctx, lambda text: add_sources(text, [entry]))
     shown = url if kind == "posts" else mask_url(url)
     click.echo(f"added {name!r} ({kind} {shown}) to {ctx.obj}; {RELOAD_NOTE}")
 
@@ -303,7 +276,7 @@ def sources_remove(ctx: click.Context, name: str) -> None:
       aggregator -c /etc/aggregator/aggregator.yaml sources remove hn
     """
     source_or_exit(ctx, _config(ctx), name)
-    _edit(ctx, lambda text: remove_source(text, name))
+    edit_or_exit(ctx, lambda text: remove_source(text, name))
     click.echo(f"removed {name!r} from {ctx.obj}; {RELOAD_NOTE}")
 
 
@@ -313,7 +286,7 @@ def _set_enabled(ctx: click.Context, name: str, enabled: bool) -> None:
     if source.enabled == enabled:
         click.echo(f"{name!r} is {word} already; nothing changed")
         return
-    _edit(ctx, lambda text: set_enabled(text, name, enabled))
+    edit_or_exit(ctx, lambda text: set_enabled(text, name, enabled))
     click.echo(f"{word} {name!r} in {ctx.obj}; {RELOAD_NOTE}")
 
 
@@ -344,107 +317,3 @@ def sources_disable(ctx: click.Context, name: str) -> None:
       aggregator sources disable sina-finance
     """
     _set_enabled(ctx, name, False)
-
-
-@click.group()
-def opml() -> None:
-    """Import sources from the OPML file another feed reader exported, or export them.
-
-    \b
-    Examples:
-      aggregator opml import miniflux.opml --tag imported
-      aggregator opml export -o feeds.opml
-    """
-
-
-@opml.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--tag", "extra_tags", multiple=True, help="Also give every imported feed this tag.")
-@click.pass_context
-def opml_import(ctx: click.Context, file: Path, extra_tags: tuple[str, ...]) -> None:
-    """Add every feed of an OPML 1.0/2.0 FILE as a feed source; folders and `category`
-    attributes become tags. Each outline's title becomes the source's `title` and its htmlUrl
-    its `site_url`; its `name` is a short slug of the title (lowercase ASCII, `-2` when taken).
-    Feeds whose URL is in the config already are skipped and counted.
-
-    \b
-    Examples:
-      aggregator opml import freshrss-export.opml
-      aggregator opml import feedly.opml --tag feedly
-    """
-    config = _config(ctx)
-    try:
-        found = read_opml(file.read_bytes(), str(file))
-    except (OpmlError, OSError) as error:
-        click.echo(f"error: {mask_text(str(error))}", err=True)
-        ctx.exit(EXIT_FAILED)
-    taken = {source.name for source in config.sources}
-    entries: list[dict[str, Any]] = []
-    present = 0
-    for feed in found.feeds:
-        if _duplicate(config, None, feed.url):
-            present += 1
-            continue
-        # An outline with no title of its own is called by its URL: no title then.
-        title = feed.title if feed.title != feed.url else None
-        name = source_name(title or "", taken, feed.url)
-        taken.add(name)
-        entry: dict[str, Any] = {"name": name}
-        if title:
-            entry["title"] = title
-        entry |= {"kind": "feed", "url": feed.url}
-        if feed.html_url:
-            entry["site_url"] = feed.html_url
-        tags = list(dict.fromkeys((*feed.tags, *extra_tags)))
-        if tags:
-            entry["tags"] = tags
-        entries.append(entry)
-    for message in found.skipped:
-        click.echo(f"skipped: {message}", err=True)
-    if entries:
-        _edit(ctx, lambda text: add_sources(text, entries))
-    click.echo(
-        f"imported {len(entries)} feeds from {file}; skipped {present} already in the config, "
-        f"{found.repeated} repeated in the file, {len(found.skipped)} not feeds"
-        + (f"; {RELOAD_NOTE}" if entries else "")
-    )
-
-
-@opml.command("export")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write to this file instead of stdout.",
-)
-@click.pass_context
-def opml_export(ctx: click.Context, output: Path | None) -> None:
-    """Write the config's feed and page sources as OPML 2.0, with their titles (the name when
-    a source has none), home pages (htmlUrl) and tags (first tag as the folder, every tag in
-    `category`). Folders of posts have no URL and are left out.
-    Credentials in a URL (user:password@, api_key=...) are written as *** (see `sources list`):
-    such a feed works again only once they are filled in by hand.
-
-    \b
-    Examples:
-      aggregator opml export > feeds.opml
-      aggregator opml export -o /tmp/feeds.opml
-    """
-    config = _config(ctx)
-    feeds = [
-        Subscription(
-            title=source.title or source.name,
-            url=source.url,
-            html_url=source.site_url,
-            tags=source.tags,
-        )
-        for source in config.sources
-        if source.url
-    ]
-    data = write_opml(f"{config.output.title}: sources", feeds)
-    if output is None:
-        click.echo(data.decode("utf-8"), nl=False)
-    else:
-        output.write_bytes(data)
-        click.echo(f"wrote {len(feeds)} sources to {output}", err=True)
