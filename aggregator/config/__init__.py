@@ -4,6 +4,7 @@ Every problem is reported as `file:line:col: key.path: message` (all of them at 
 keys are errors, and relative paths resolve against the config file's own folder.
 
     model.py       every key: types, defaults, checks (pydantic)
+    units.py       durations (15m, 1h30m) and sizes (5MB), read and written
     output_dir.py  which folder may be the output folder, and what render names there
     loader.py      YAML to a validated Config, or ConfigError listing every problem
     bounds.py      the YAML text's size, characters, depth and aliases, checked first
@@ -26,11 +27,9 @@ from aggregator.config.model import (
     ServerConfig,
     SourceConfig,
     StoreConfig,
-    format_duration,
-    parse_duration,
-    parse_size,
 )
 from aggregator.config.output_dir import OUTPUT_MARKER
+from aggregator.config.units import format_duration, parse_duration, parse_size
 
 __all__ = [
     "CONFIG_ENV_VAR",

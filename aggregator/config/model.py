@@ -1,6 +1,6 @@
 """The config's model: every key with its type, default and check (pydantic, strict).
 
-Durations (`15m`, `1h30m`) and sizes (`5MB`) are parsed here; unknown keys are errors.
+Durations (`15m`, `1h30m`) and sizes (`5MB`) are parsed by units.py; unknown keys are errors.
 Checks that need the file system (is `output.dir` a folder we may write and clean? see
 output_dir.py) run only when the loader passes the config's folder in the validation context,
 so that a Config built in code for a test never depends on what a disk holds.
@@ -8,7 +8,6 @@ so that a Config built in code for a test never depends on what a disk holds.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from datetime import timedelta
@@ -28,6 +27,7 @@ from pydantic import (
 
 from aggregator import __version__
 from aggregator.config.output_dir import output_dir_problem
+from aggregator.config.units import parse_duration, parse_size, shown
 from aggregator.urls import is_web_url
 
 DEFAULT_CONFIG_PATH = Path("config/aggregator.yaml")
@@ -35,10 +35,6 @@ CONFIG_ENV_VAR = "AGGREGATOR_CONFIG"
 # The validation context key the loader sets to the config file's folder (a Path).
 CONFIG_FOLDER = "config_folder"
 
-# Longer than this is a typo or an attack, never an interval: it also keeps every duration far
-# inside what timedelta and the scheduler's datetime arithmetic can hold.
-MAX_DURATION = timedelta(days=365)
-MAX_SIZE = 1000**3  # a body cap above 1 GB would let one fetch take the host's memory
 
 # SQLAlchemy's make_url grammar (sqlalchemy.engine.url._parse_url), so that `check` refuses
 # what the store would, without importing SQLAlchemy (only the store may, and it is slow to
@@ -55,85 +51,6 @@ _STORE_URL = re.compile(
 )
 STORE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
 _STORE_EXAMPLES = "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/database"
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {
-    "b": 1,
-    "kb": 1000,
-    "kib": 1024,
-    "mb": 1000**2,
-    "mib": 1024**2,
-    "gb": 1000**3,
-    "gib": 1024**3,
-}
-
-
-_SPELLED_UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-
-
-def format_duration(duration: timedelta) -> str:
-    """A duration spelled as the config writes it (`15m`, `1h30m`, `1d`), which
-    parse_duration reads back to the same value."""
-    milliseconds = round(duration.total_seconds() * 1000)
-    seconds, rest = divmod(milliseconds, 1000)
-    parts: list[str] = []
-    for unit, size in _SPELLED_UNITS:
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    if rest:
-        parts.append(f"{rest}ms")
-    return "".join(parts) or "0s"
-
-
-def parse_duration(value: object) -> timedelta:
-    """`15m`, `1h30m`, `20s`, `1d`; a bare number means seconds. At most MAX_DURATION."""
-    if isinstance(value, timedelta):
-        seconds: float = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = value
-    elif isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        if not text or _DURATION_PART.sub("", text):
-            raise ValueError(f"{_shown(value)} is not a duration; use 10m or 1h")
-        # float() of a very long number is inf rather than an error; the bound below sees it.
-        seconds = sum(
-            float(number) * _DURATION_UNITS[unit.lower()]
-            for number, unit in _DURATION_PART.findall(text)
-        )
-    else:
-        raise ValueError("must be a duration such as 10m or 1h")
-    if isinstance(seconds, float) and math.isnan(seconds):
-        raise ValueError(f"{value!r} is not a duration; use 10m or 1h")
-    # Compared before any conversion: float() of a huge int raises, timedelta() overflows.
-    if seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"{_shown(value)} is too long for a duration; use at most 365d")
-    if seconds < 0:
-        raise ValueError("must be longer than zero")
-    return timedelta(seconds=seconds)
-
-
-def parse_size(value: object) -> int:
-    """`5MB`, `512KiB`, or a number of bytes. At most MAX_SIZE."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        size: float = value
-    else:
-        match = _SIZE.match(value) if isinstance(value, str) else None
-        if not match:
-            raise ValueError(f"{value!r} is not a size; use 512KB or 5MB")
-        number, unit = match.groups()
-        size = float(number) * _SIZE_UNITS[(unit or "b").lower()]
-    if size > MAX_SIZE:
-        raise ValueError(f"{_shown(value)} is too large for a size; use at most 1GB")
-    return int(size)
-
-
-def _shown(value: object) -> str:
-    # A number of a thousand digits would make the message unreadable.
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]}"
 
 
 def _positive(delta: timedelta) -> timedelta:
@@ -156,7 +73,7 @@ def _regex(pattern: str) -> str:
     except (RecursionError, OverflowError):
         # sre's parser recurses per nested group and caps repeat counts.
         raise ValueError(
-            f"{_shown(pattern)} is too deeply nested or repeats too often for a regular expression"
+            f"{shown(pattern)} is too deeply nested or repeats too often for a regular expression"
         ) from None
     return pattern
 
@@ -191,7 +108,7 @@ def _timezone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError, OSError):
         # OSError: a name too long for the file system, looked up as a file under TZPATH.
         raise ValueError(
-            f"{_shown(name)} is not a time zone; use a name like Asia/Shanghai"
+            f"{shown(name)} is not a time zone; use a name like Asia/Shanghai"
         ) from None
     return name
 
@@ -205,7 +122,7 @@ def _display_title(title: str) -> str:
     if not title.strip():
         raise ValueError("is blank; leave `title` out to show the source's name")
     if _NOT_IN_TITLE.search(title):
-        raise ValueError(f"{_shown(title)} holds a line break or control character")
+        raise ValueError(f"{shown(title)} holds a line break or control character")
     return title
 
 
@@ -228,9 +145,9 @@ def _output_dir(path: Path, info: ValidationInfo) -> Path:
         real = os.path.realpath(resolved)
     except (OSError, ValueError):
         real = str(resolved)
-    shown = repr(str(path)) if real == str(path) else f"{str(path)!r} ({real})"
+    named = repr(str(path)) if real == str(path) else f"{str(path)!r} ({real})"
     raise ValueError(
-        f"{shown} {problem}; the aggregator writes its feeds there and deletes its own temp"
+        f"{named} {problem}; the aggregator writes its feeds there and deletes its own temp"
         " files, so give it a new or empty folder of its own, e.g. /var/lib/aggregator/public"
     )
 
@@ -239,20 +156,20 @@ def _store_url(url: str) -> str:
     """Only a URL the store opens: SQLAlchemy's syntax, SQLite or PostgreSQL with psycopg."""
     match = _STORE_URL.match(url)
     if match is None:
-        raise ValueError(f"{_shown(url)} is not a database URL; {_STORE_EXAMPLES}")
-    shown = _without_password(url, match)
+        raise ValueError(f"{shown(url)} is not a database URL; {_STORE_EXAMPLES}")
+    masked = _without_password(url, match)
     scheme = match["name"]
     if scheme not in STORE_SCHEMES:
         hint = " (PostgreSQL's is postgresql://)" if scheme.startswith("postgres") else ""
         raise ValueError(
-            f"{shown}: {scheme!r} is not a database the store can use{hint}; {_STORE_EXAMPLES}"
+            f"{masked}: {scheme!r} is not a database the store can use{hint}; {_STORE_EXAMPLES}"
         )
     port = match["port"]
     if port is not None:  # "host:" with no number is an error too
         try:
             int(port)
         except ValueError:
-            raise ValueError(f"{shown}: the port {port!r} is not a number") from None
+            raise ValueError(f"{masked}: the port {port!r} is not a number") from None
     return url
 
 
