@@ -12,9 +12,9 @@ opened to that very address, so a second DNS answer (rebinding) never reaches th
 extensions of the request carry what the check needs; a request without them may reach only as
 far as its own URL names.
 
-Proxies come from the environment, as httpx's own client reads them (HTTP_PROXY, HTTPS_PROXY,
-ALL_PROXY, NO_PROXY, in either case). Through a proxy, the proxy resolves names and makes the
-connection, so only what a URL itself says is checked (the fetcher does that for every hop).
+Proxies come from the environment (proxies.py). Through a proxy, the proxy resolves names and
+makes the connection, so only what a URL itself says is checked (the fetcher does that for
+every hop).
 """
 
 from __future__ import annotations
@@ -23,20 +23,18 @@ import asyncio
 import functools
 import socket
 import ssl
-import urllib.request
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import httpx
 
 from aggregator.errors import SourceError
+from aggregator.fetch.proxies import Proxies, Proxy
 from aggregator.fetch.reach import IPAddress, Reach, literal, spell
 
 if TYPE_CHECKING:
@@ -93,49 +91,7 @@ class Sockets:
         return sock
 
 
-@dataclass(frozen=True, slots=True)
-class _Proxy:
-    url: str  # without credentials
-    headers: tuple[tuple[str, str], ...]  # Proxy-Authorization, from the URL's credentials
-
-
-class _Proxies:
-    """The proxies of the environment, read once, and which URLs bypass them."""
-
-    def __init__(self) -> None:
-        self._env = urllib.request.getproxies_environment()
-        self._proxies: dict[str, _Proxy | None] = {}
-
-    def for_url(self, url: httpx.URL) -> _Proxy | None:
-        configured = self._env.get(url.scheme) or self._env.get("all")
-        if not configured:
-            return None
-        host = url.host if url.port is None else f"{url.host}:{url.port}"
-        if urllib.request.proxy_bypass(host):  # NO_PROXY
-            return None
-        if configured not in self._proxies:
-            self._proxies[configured] = _parse_proxy(configured)
-        proxy = self._proxies[configured]
-        if proxy is None:
-            raise httpx.ProxyError(f"{url.scheme} proxy of the environment is not an http(s) URL")
-        return proxy
-
-
-def _parse_proxy(value: str) -> _Proxy | None:
-    """An http(s) proxy URL without its credentials, which go in a header; None if it is not
-    one (a socks:// proxy, which aiohttp cannot speak)."""
-    parts = urlsplit(value if "://" in value else f"http://{value}")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    headers: tuple[tuple[str, str], ...] = ()
-    if parts.username is not None:
-        login, password = unquote(parts.username), unquote(parts.password or "")
-        headers = (("Proxy-Authorization", aiohttp.encode_basic_auth(login, password)),)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return _Proxy(f"{parts.scheme}://{netloc}", headers)
-
-
-_Origin = tuple[str, str, int | None, Reach, _Proxy | None]
+_Origin = tuple[str, str, int | None, Reach, Proxy | None]
 
 
 class HostPools(httpx.AsyncBaseTransport):
@@ -160,7 +116,7 @@ class HostPools(httpx.AsyncBaseTransport):
         self._keep = keep
         self._resolve = resolve or system_resolve
         self._network = network or Sockets()
-        self._proxies = _Proxies()
+        self._proxies = Proxies()
         self._pools: OrderedDict[_Origin, aiohttp.ClientSession] = OrderedDict()
         self._open: Counter[_Origin] = Counter()  # responses not closed yet, per pool
         self._tls: ssl.SSLContext | None = None  # one for all pools: loading the CAs is slow
@@ -225,7 +181,7 @@ class HostPools(httpx.AsyncBaseTransport):
             extensions=extensions,
         )
 
-    def _pool(self, reach: Reach, proxy: _Proxy | None) -> aiohttp.ClientSession:
+    def _pool(self, reach: Reach, proxy: Proxy | None) -> aiohttp.ClientSession:
         connector: aiohttp.BaseConnector
         if proxy is None:
             connector = _Checked(reach, self._resolve, self._network, self._tls_context)
