@@ -5,7 +5,9 @@
 
     run.py      a pass: choose the due sources, ingest them concurrently, then render what
                 changed (publish.py)
-    ingest.py   one source's whole job, top to bottom (Ingest._refresh), and its report
+    claims.py   which sources a pass works on: batches of due ones, by name, leases kept
+    ingest.py   one source's whole job, top to bottom (Ingest._refresh)
+    report.py   what that job comes to: the source's report, what it left with the store
     process.py  the CPU jobs the workers run: parse, clean, tag, identify
     recipe.py   what a job needs to know of its source (Recipe) and what it returns (Processed)
     cluster.py  exact and near-duplicate clustering against the store, on the store thread

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from aggregator.config import Config, SourceConfig
 from aggregator.models import SourceState
 from aggregator.nodes import node_name
-from aggregator.pipeline.ingest import Ingest, SourceReport
+from aggregator.pipeline.ingest import Ingest
+from aggregator.pipeline.report import SourceReport
 from aggregator.sources.schedule import is_backing_off
 from aggregator.store import Store
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import LeaseLostError, SourceError, describe
@@ -25,6 +25,7 @@ from aggregator.fetch import Fetcher
 from aggregator.models import Article, Document, FetchRequest, FetchResult, SourceState
 from aggregator.pipeline import process
 from aggregator.pipeline.recipe import Processed, Recipe, body_digest
+from aggregator.pipeline.report import Saved, SourceReport, Submitted
 from aggregator.pipeline.waiting import WaitingRoom
 from aggregator.pipeline.writer import GroupWriter
 from aggregator.sources.schedule import failed, poll_url, succeeded
@@ -48,37 +49,6 @@ BACKLOG = 16
 # (pipeline/waiting.py): a pass fetches far faster than it parses, and more in memory ran no
 # faster (benchmarks/README.md).
 WAITING_IN_MEMORY = 4
-
-
-@dataclass(frozen=True, slots=True)
-class SourceReport:
-    name: str
-    new: int = 0
-    changed: int = 0
-    skipped: tuple[str, ...] = ()  # one message per post or entry that was skipped
-    error: str | None = None  # the whole source failed
-    backing_off_until: datetime | None = None  # not fetched this pass
-    not_modified: bool = False
-    touched_tags: frozenset[str] = frozenset()  # slugs whose feeds this source's save changed
-    held_by: str | None = None  # left to the node holding its lease (several nodes, one store)
-
-
-@dataclass(frozen=True, slots=True)
-class Saved:
-    """What the log says of a source's saved articles, beside the save's own counts."""
-
-    notes: tuple[str, ...]
-    undated: int
-
-
-@dataclass(frozen=True, slots=True)
-class Submitted:
-    """What a source's work left with the store: its report, final once `committed` is."""
-
-    report: SourceReport
-    committed: asyncio.Future[Any] | None = None  # None: nothing to save (left for next pass)
-    saved: Saved | None = None  # articles were saved: the counts come with the commit
-    next_try: datetime | None = None  # a failure: when the source is tried again
 
 
 @dataclass

@@ -23,7 +23,8 @@ from aggregator.fetch import Fetcher, shared_windows
 from aggregator.models import SourceState
 from aggregator.nodes import node_name
 from aggregator.pipeline.claims import claim_due, claim_named, keep_leases
-from aggregator.pipeline.ingest import Ingest, SourceReport
+from aggregator.pipeline.ingest import Ingest
+from aggregator.pipeline.report import SourceReport
 from aggregator.pipeline.worker import start_worker
 from aggregator.sources.schedule import health
 from aggregator.store import Store
