@@ -348,6 +348,12 @@ class Farm:
                 del feed.items[: -self.config.items]
                 feed.version += 1
 
+    @property
+    def in_flight(self) -> int:
+        """Requests the farm has received and not finished answering (all hosts)."""
+        with self._lock:
+            return self._total_in_flight
+
     def reset_stats(self) -> None:
         with self._lock:
             self.requests.clear()

@@ -413,8 +413,11 @@ def test_a_node_stopped_past_its_leases_does_not_fetch_what_others_took(
             stderr=subprocess.PIPE,
             text=True,
         )
+        # Stopped while it waits for an answer (the farm takes 0.5 s to give one), never
+        # between a lease check and the request it allows: one fetch at a time, so the next
+        # source's check comes only after this answer.
         deadline = time.monotonic() + 60
-        while not farm.requests and time.monotonic() < deadline:
+        while not farm.in_flight and time.monotonic() < deadline:
             time.sleep(0.01)
         child.send_signal(signal.SIGSTOP)
         try:
