@@ -100,6 +100,7 @@ class Measured:
 
     wall: float
     cpu: float
+    system_cpu: float  # of `cpu`, what the kernel spent on the tool's behalf
     workers_cpu: float  # of `cpu`, what the descendants of the process used
     tree_rss_mb: float  # peak of the RSS summed over the process tree
     tree_pss_mb: float  # peak of the PSS summed over it: shared pages counted once
@@ -225,6 +226,7 @@ def _measure(command: list[str], env: dict[str, str], cwd: Path) -> Measured:
     return Measured(
         wall=wall,
         cpu=cpu,
+        system_cpu=usage.ru_stime,
         workers_cpu=workers,
         tree_rss_mb=peak / 2**20,
         tree_pss_mb=peak_pss / 2**20,
@@ -319,6 +321,7 @@ def _table(runs: list[Run]) -> str:
             "pass",
             "wall s",
             "CPU s",
+            "of it system",
             "of it workers",
             "CPU ms an item",
             "peak RSS MB (tree)",
@@ -334,6 +337,7 @@ def _table(runs: list[Run]) -> str:
             run.label,
             f"{run.measured.wall:.2f}",
             f"{run.measured.cpu:.2f}",
+            f"{run.measured.system_cpu:.2f}",
             f"{run.measured.workers_cpu:.2f}",
             f"{run.cpu_ms_an_item:.3f}" if run.items > 0 else "-",
             f"{run.measured.tree_rss_mb:.0f}",
