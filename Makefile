@@ -42,8 +42,12 @@ chromium:
 	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium fonts-wqy-zenhei; }
 
+# One worker per core: most of the suite waits on real servers, subprocesses and daemons, and
+# other tests' work fills those waits (timings: benchmarks/README.md, "The test suite"). A
+# file's tests stay together, in order, on one worker, so its module fixtures (a pass over the
+# whole real-world corpus) run once.
 pytest: install chromium
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 test: lint typecheck pytest
 
