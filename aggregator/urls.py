@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from urllib.parse import (
     parse_qsl,
     quote,
@@ -104,9 +103,6 @@ def is_web_url(url: str) -> bool:
         return False
 
 
-# Kept for the last few thousand URLs: the store thread asks for each article's three times in a
-# row (its cluster lookup, the cluster it joins, its link hash), each a full urllib parse.
-@lru_cache(maxsize=4096)
 def canonical_url(url: str) -> str:
     """One spelling per article URL: lowercase scheme and host, no default port, no fragment,
     no tracking parameters, the remaining query sorted."""
