@@ -15,14 +15,14 @@ hang, dribble, malformed, huge, redirect loop, ...). Both tools get exactly the 
 2. newsboat: `newsboat -x reload` twice with its own urls file, cache and config
    (reload-threads --threads, download-timeout 5).
 
-Wall time is measured around the subprocess; CPU (user + sys) and the largest single process's
-RSS come from os.wait4 (the process and every descendant it waited for); the peak RSS (every
-20 ms) and PSS (every 100 ms) of the whole process tree (our worker processes included) are
-sampled from /proc, and so is each descendant's CPU: the workers' share of the total (the last
-20 ms of a worker can be missed), the rest being the main process's. The sampler's own CPU is
-printed too: it runs on the same two cores as the tool it measures. CPU ms an item is the
-total over the items in the tool's store after the pass (all of them new in a first pass, none
-in a re-pass).
+Wall time is measured around the subprocess; CPU (user + sys, sys also apart) and the largest
+single process's RSS come from os.wait4 (the process and every descendant it waited for); the
+peak RSS (every 20 ms) and PSS (every 100 ms) of the whole process tree (our worker processes
+included) are sampled from /proc, and so is each descendant's CPU: the workers' share of the
+total (the last 20 ms of a worker can be missed), the rest being the main process's. The
+sampler's own CPU is printed too: it runs on the same two cores as the tool it measures. CPU ms
+an item is the total over the items in the tool's store after the pass (all of them new in a
+first pass, none in a re-pass).
 RSS summed over processes counts a shared page (a library the main process and its workers
 load) once per process; PSS divides it among them, so it is the tree's real share of RAM.
 Items stored are counted in each tool's SQLite file after the pass.
