@@ -139,7 +139,12 @@ def test_sighup_adds_a_source_live_and_a_bad_config_changes_nothing(
         # The broken source is located in the file, and the old config keeps running.
         assert re.search(rf"{re.escape(str(config))}:\d+:\d+: sources\[1\]", daemon.stderr())
         assert client.get("/healthz").json()["sources"] == 1
-        assert _metric(daemon, "aggregator_config_reloads_total", result="error") == 1
+        # Counted when the reload returns to the event loop, just after it logged.
+        _wait_for(
+            lambda: _metric(daemon, "aggregator_config_reloads_total", result="error") == 1,
+            10,
+            "the reload error counted",
+        )
 
         write_config(tmp_path, port, [_feed(farm, 0), _feed(farm, 2)])
         daemon.signal(signal.SIGHUP)
