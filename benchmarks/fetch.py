@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -261,6 +262,7 @@ def _ours(
     profile: Path | None,
     profiled: str = "first",
     sampled: Path | None = None,
+    defaults: Sequence[str] = (),
 ) -> list[Run]:
     work.mkdir()
     # As installed (make install): with its bytecode, whatever PYTHONDONTWRITEBYTECODE says.
@@ -268,7 +270,7 @@ def _ours(
     lines = [
         'store: {url: "sqlite:///state/agg.db"}',
         'output: {dir: public, base_url: "http://127.0.0.1:9/"}',
-        f"defaults: {{timeout: {TIMEOUT_S}s}}",
+        f"defaults: {{{', '.join([f'timeout: {TIMEOUT_S}s', *defaults])}}}",
         "sources:",
     ]
     for name, url in urls:
@@ -283,7 +285,7 @@ def _ours(
         spy = []
         if sampled and label == profiled:
             spy = ["py-spy", "record", "--subprocesses", "--native"]
-            spy += ["--format", "raw", "--rate", "100", "--output", str(sampled), "--"]
+            spy += ["--format", "raw", "--rate", "250", "--output", str(sampled), "--"]
         measured = _measure([*spy, sys.executable, *prefix, *command], env, work)
         runs.append(_run("aggregator", label, measured, farm, work / "state" / "agg.db", "article"))
     return runs
@@ -379,6 +381,13 @@ def main() -> int:
     parser.add_argument(
         "--profile-pass", choices=("first", "re-pass"), default="first", help="which --profile"
     )
+    parser.add_argument(
+        "--default",
+        action="append",
+        default=[],
+        metavar="KEY: VALUE",
+        help="one more of our config's defaults, e.g. 'concurrency: 100' (repeatable)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument(
         "--ours-only", action="store_true", help="skip newsboat (a quick look, no verdict)"
@@ -411,7 +420,15 @@ def main() -> int:
         )
         ours_end.send("stats")  # clear the log of the warm-up
         ours_end.recv()
-        runs = _ours(work / "ours", urls, ours_end, args.profile, args.profile_pass, args.py_spy)
+        runs = _ours(
+            work / "ours",
+            urls,
+            ours_end,
+            args.profile,
+            args.profile_pass,
+            args.py_spy,
+            args.default,
+        )
         if not args.ours_only:
             runs += _newsboat(work / "newsboat", urls, ours_end, args.threads)
     finally:

@@ -228,7 +228,7 @@ class Defaults(_Strict):
     per_host: int = Field(default=2, ge=1, le=64)  # concurrent requests to one host, at first
     # The most a healthy host's window grows to (a per_host above it is kept as asked).
     per_host_max: int = Field(default=16, ge=1, le=64)
-    concurrency: int = Field(default=50, ge=1, le=1000)  # concurrent requests in all
+    concurrency: int = Field(default=100, ge=1, le=1000)  # concurrent requests in all
     timezone: TimeZone = "UTC"  # for dates that carry no zone
     # What requests call themselves; default `aggregator/VERSION (+output.base_url)`, so a
     # publisher can see whose instance polls it.
