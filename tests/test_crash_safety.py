@@ -95,7 +95,7 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> No
                 deadline = time.monotonic() + 20
                 while len(farm.requests) == asked and time.monotonic() < deadline:
                     time.sleep(0.01)
-                delay = chooser.uniform(0.0, 1.5)
+                delay = chooser.uniform(0.0, 1.5)  # drawn every round: the others' stay as seeded
                 if round_number == KILLS // 2 and not settled:
                     # On a busy machine every kill so far can have come before a pass ended, so
                     # no feed exists to read: this daemon lives until its pass ends and writes them.
