@@ -105,7 +105,7 @@ def test_active_rules_are_the_rules_whose_hints_the_lowercased_text_holds(seed: 
 
 
 def test_control_characters_go_with_or_without_a_lone_surrogate() -> None:
-    # The scan that lets clean inputs skip the translate reads a lone surrogate as a miss.
+    # A lone surrogate (no UTF-8) beside them changes nothing: they go, it becomes "?".
     assert clean_html("<p>a\x01b\x7fc</p>", None).text == "abc"
     assert clean_html("<p>a\ud800b\x01c</p>", None).text == "a?bc"
     assert clean_html("<p>a\ud800b</p>", None).text == "a?b"
