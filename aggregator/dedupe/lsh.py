@@ -62,9 +62,14 @@ def _band_terms(bands: int) -> npt.NDArray[np.uint64]:
 
 def band_keys(minhash: Sequence[int], lead: Sequence[int] = ()) -> tuple[int, ...]:
     """One key per whole band of the signature followed by the lead, in band order."""
+    values = (*minhash, *lead)
+    if len(values) < ROWS_PER_BAND:
+        # No band: a text too short to compare. The store's clustering asks for the keys of
+        # each such article it saves; numpy (16 MB) need not load into the main process for it.
+        return ()
     import numpy as np  # noqa: PLC0415 - see above
 
-    return band_keys_of(np.array((*minhash, *lead), dtype=np.uint64))
+    return band_keys_of(np.array(values, dtype=np.uint64))
 
 
 def band_keys_of(values: npt.NDArray[np.unsignedinteger[Any]]) -> tuple[int, ...]:
