@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bs4 import BeautifulSoup, Tag
 from cssselect import SelectorError
 from lxml import etree
 from lxml import html as lxml_html
-from soupsieve import SelectorSyntaxError
 
 from aggregator.errors import EntryError
 from aggregator.models import Document, Entry
@@ -27,6 +25,12 @@ from .common import (
     string_or_none,
     unique,
 )
+
+# Beautiful Soup and soupsieve (7 MB, a tenth of a second to import) read listing pages and
+# the feeds a page announces, and nothing else: imported where those first need them, so a
+# worker process that only parses feeds never loads them.
+if TYPE_CHECKING:
+    from bs4 import BeautifulSoup
 
 _FEED_TYPES = frozenset(
     {
@@ -58,6 +62,8 @@ def find_article_links(document: Document, selector: str) -> list[str]:
     """Absolute http(s) links the selector picks, in page order, each article once; the
     selector may pick the <a> elements or containers holding one. Any CSS selector soupsieve
     reads (`:has()`, `:is()`, `:nth-child(2 of .x)`, `:-soup-contains("text")`) works."""
+    from soupsieve import SelectorSyntaxError  # noqa: PLC0415 - see TYPE_CHECKING above
+
     soup, base = _soup(document)
     try:
         picked = soup.select(selector)
@@ -97,6 +103,8 @@ def discover_feeds(document: Document) -> list[str]:
 def _soup(document: Document) -> tuple[BeautifulSoup, str | None]:
     """A listing page as Beautiful Soup reads it (lxml's parser underneath), and the URL its
     links resolve against."""
+    from bs4 import BeautifulSoup, Tag  # noqa: PLC0415 - see TYPE_CHECKING above
+
     text = decode_html(document.data, document.content_type, document.origin)
     soup = BeautifulSoup(text, "lxml")
     base = document.base_url or (document.origin if is_web_url(document.origin) else None)
@@ -107,6 +115,8 @@ def _soup(document: Document) -> tuple[BeautifulSoup, str | None]:
 
 
 def _attribute(element: object, name: str) -> str:
+    from bs4 import Tag  # noqa: PLC0415 - see TYPE_CHECKING above
+
     value = element.get(name) if isinstance(element, Tag) else None
     return value if isinstance(value, str) else ""
 
