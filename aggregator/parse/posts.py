@@ -16,13 +16,14 @@ from datetime import UTC, datetime, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from charset_normalizer import from_bytes
 from dateutil import parser as date_parser
 from lxml import html as lxml_html
 
 from aggregator.errors import DecodeError, EntryError
 from aggregator.models import Document, Entry
 from aggregator.urls import canonical_url, is_web_url
+
+from .charsets import detected
 
 _FRONT_MATTER = re.compile(r"\A\s*---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 _ARCHIVER_STAMP = re.compile(r"\A\s*<!--\s*\d{10,}\s*-->[ \t]*\r?\n?")
@@ -82,10 +83,9 @@ def decode(data: bytes, origin: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
-    if b"\x00" not in data:
-        best = from_bytes(data).best()
-        if best is not None and best.encoding and best.chaos < 0.2:
-            return str(best)
+    guess = detected(data)
+    if guess is not None:
+        return guess
     raise DecodeError(origin, "bytes are not UTF-8 and no other encoding could be detected")
 
 
