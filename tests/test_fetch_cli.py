@@ -4,6 +4,7 @@ a lease another node holds is respected; a mistyped name gets the nearest ones."
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -80,8 +81,13 @@ def test_fetch_polls_one_source_now_and_says_what_it_got(
     _, root = site
     first = run_aggregator(config, "run", "--once")
     assert first.returncode == 0, first.stderr
-    # Every source was just read: none is due for 15 minutes. The feed changes meanwhile.
-    (root / "news.xml").write_text(_rss(["First story", "Second story", "Third story"]), "utf-8")
+    # Every source was just read: none is due for 15 minutes. The feed changes meanwhile, a
+    # minute later by its Last-Modified (in whole seconds: the first pass may well end within
+    # the second the feed was first written, and the server would answer 304).
+    news = root / "news.xml"
+    written = news.stat().st_mtime
+    news.write_text(_rss(["First story", "Second story", "Third story"]), "utf-8")
+    os.utime(news, (written + 60, written + 60))
     _Site.asked.clear()
     fetched = run_aggregator(config, "fetch", "news")
     assert fetched.returncode == 0, fetched.stderr
