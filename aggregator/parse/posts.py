@@ -16,7 +16,6 @@ from datetime import UTC, datetime, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from dateutil import parser as date_parser
 from lxml import html as lxml_html
 
 from aggregator.errors import DecodeError, EntryError
@@ -172,6 +171,8 @@ def _parse_date_text(text: str, origin: str) -> datetime:
         return parsedate_to_datetime(text)
     except (TypeError, ValueError):
         pass
+    from dateutil import parser as date_parser  # noqa: PLC0415 - see parse.common._parse
+
     try:
         return date_parser.parse(text)
     except (ValueError, OverflowError):
