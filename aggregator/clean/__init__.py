@@ -140,8 +140,8 @@ def _parse(html: str) -> _Element:
             huge_tree=True,
         )
     # Bytes parse faster (lxml encodes str anyway), and control bytes never occur inside UTF-8
-    # sequences, so one translate drops them (in a third of the time a scan for them took on
-    # a text free of them); lone surrogates become "?". A form feed, which HTML counts as
+    # sequences, so one translate drops them (faster than a scan for them, even on a text free
+    # of them); lone surrogates become "?". A form feed, which HTML counts as
     # whitespace, becomes a space. libxml2 keeps both in text, raw or as a reference, and lxml
     # refuses to set a text holding one: any later edit of that text (dropping a neighbour,
     # trimming an edge) would fail, and the article fall back to bare sanitizing.

@@ -65,7 +65,7 @@ def band_keys(minhash: Sequence[int], lead: Sequence[int] = ()) -> tuple[int, ..
     values = (*minhash, *lead)
     if len(values) < ROWS_PER_BAND:
         # No band: a text too short to compare. The store's clustering asks for the keys of
-        # each such article it saves; numpy (16 MB) need not load into the main process for it.
+        # each such article it saves; numpy need not load into the main process for it.
         return ()
     import numpy as np  # noqa: PLC0415 - see above
 

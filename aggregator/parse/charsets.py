@@ -158,7 +158,7 @@ def detected(data: bytes) -> str | None:
     """`data` decoded in the charset charset-normalizer finds for it, when it is confident;
     never for bytes holding a NUL. The last resort of the decoders here, so it is imported on
     first use: nearly every document is UTF-8 or says its charset, and a worker process that
-    never guesses does not load it (3.5 MB)."""
+    never guesses does not load it."""
     if b"\x00" in data:
         return None
     from charset_normalizer import from_bytes  # noqa: PLC0415 - see above

@@ -26,9 +26,9 @@ from .common import (
     unique,
 )
 
-# Beautiful Soup and soupsieve (7 MB, a tenth of a second to import) read listing pages and
-# the feeds a page announces, and nothing else: imported where those first need them, so a
-# worker process that only parses feeds never loads them.
+# Beautiful Soup and soupsieve, heavy to import, read listing pages and the feeds a page
+# announces, and nothing else: imported where those first need them, so a worker process
+# that only parses feeds never loads them.
 if TYPE_CHECKING:
     from bs4 import BeautifulSoup
 

@@ -38,8 +38,9 @@ def return_large_blocks() -> None:
     """Keep glibc's malloc giving every block of 128 KiB or more its own mapping, unmapped when
     freed. Left to itself, glibc raises that threshold to the size of each such block freed:
     once the first feed bodies and worker results of a pass (hundreds of KB each) went back,
-    the later ones came from the heap, and the holes they left were kept, 10 MB of the main
-    process's peak in a large pass (benchmarks/README.md). Setting it turns that off."""
+    the later ones came from the heap, and the holes they left were kept, a large share of
+    the main process's peak in a large pass (benchmarks/README.md). Setting it turns that
+    off."""
     if sys.platform != "linux":
         return
     with contextlib.suppress(AttributeError, OSError):  # no mallopt: the libc's policy stands
