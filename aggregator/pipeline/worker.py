@@ -15,8 +15,10 @@ import signal
 import sys
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
-_M_MMAP_THRESHOLD = -3  # malloc.h
+_M_TRIM_THRESHOLD = -1  # malloc.h
+_M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD = 128 * 1024  # glibc's own starting value
+_TRIM_THRESHOLD = 32 * 1024 * 1024  # glibc's ceiling for the threshold it would have raised
 
 
 def start_worker(parent: int) -> None:
@@ -39,12 +41,16 @@ def return_large_blocks() -> None:
     freed. Left to itself, glibc raises that threshold to the size of each such block freed:
     once the first feed bodies and worker results of a pass (hundreds of KB each) went back,
     the later ones came from the heap, and the holes they left were kept, a large share of
-    the main process's peak in a large pass (benchmarks/README.md). Setting it turns that
-    off."""
+    the main process's peak in a large pass. Fixing it would also keep the heap's trim
+    threshold at 128 KiB, and giving the top of the heap back and taking it again after
+    nearly every free cost CPU: that one is set high, as glibc's own raising would have set
+    it (benchmarks/README.md, session 13)."""
     if sys.platform != "linux":
         return
     with contextlib.suppress(AttributeError, OSError):  # no mallopt: the libc's policy stands
-        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
 
 
 def _die_with(parent: int) -> None:
