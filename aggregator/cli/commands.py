@@ -24,7 +24,7 @@ from aggregator.config import config_path
 from aggregator.daemon.logs import LOG_FORMATS, LogFormat
 from aggregator.daemon.logs import configure as configure_logs
 from aggregator.errors import AggregatorError
-from aggregator.pipeline.worker import quick_exit, return_large_blocks
+from aggregator.pipeline.worker import quick_exit
 from aggregator.redact import mask_text
 
 
@@ -107,14 +107,12 @@ def main(
 
 
 def _start_light() -> None:
-    """Three savings on every command, measured in benchmarks/README.md ("Start-up and exit",
-    "Session 13"): httpx imports its own command line (click, rich, pygments) whenever they
-    are installed, and rich is ours: a None entry makes that import fail, and httpx defines a
-    stub `main` instead (its documented fallback). The collector's last walk at exit is
-    skipped (quick_exit). Freed large blocks go back to the system (return_large_blocks)."""
+    """Two savings on every command, measured in benchmarks/README.md ("Start-up and exit"):
+    httpx imports its own command line (click, rich, pygments) whenever they are installed, and
+    rich is ours: a None entry makes that import fail, and httpx defines a stub `main` instead
+    (its documented fallback). And the collector's last walk at exit is skipped (quick_exit)."""
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     quick_exit()
-    return_large_blocks()
 
 
 _config = config_or_exit
